@@ -1,0 +1,1 @@
+"""The three gRPC workloads (order, inventory, payment) and the runtime they share."""

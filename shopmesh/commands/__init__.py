@@ -1,0 +1,1 @@
+"""One module per `shopmesh` subcommand; each exposes `register(subparsers)`."""
