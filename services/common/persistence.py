@@ -1,0 +1,52 @@
+"""SQL helpers every service's repository needs, written once for PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime, Table, TypeDecorator
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncSession
+
+#: What a use case needs to open one transaction: `Database.session` of services/runtime.
+SessionFactory = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware UTC timestamp on every backend (SQLite stores naive text and forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass an aware UTC time")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def insert_if_absent(session: AsyncSession, table: Table, values: Mapping[str, Any]) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING: True if this call created the row.
+
+    The claim that makes an idempotency key safe under concurrency: of two transactions that
+    insert the same key at once, the database lets exactly one win (the other waits for it on
+    PostgreSQL, or for the write lock on SQLite, then inserts nothing and reads the winner's row).
+    """
+    dialect = session.bind.dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    result = await session.execute(insert(table).values(**values).on_conflict_do_nothing())
+    return bool(getattr(result, "rowcount", 0) == 1)

@@ -1,0 +1,1 @@
+"""The order service: see domain.py for its rules and servicer.py for its gRPC face."""

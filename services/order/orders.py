@@ -1,0 +1,146 @@
+"""Order's use cases: create (idempotent per request id), get, list, cancel, watch."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from services.common.idempotency import fingerprint
+from services.common.persistence import SessionFactory, utc_now
+from services.order.domain import TERMINAL, DependencyCode, DependencyFailed, Item, Order, OrderStatus
+from services.order.saga import OrderEvents, Saga, Superseded, forward_lease
+from services.order.store import OrderRepository
+from services.runtime.errors import DeadlineExceeded, NotFound, Unavailable
+
+#: How often a waiter re-reads an order that another replica may be driving.
+POLL_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class NewOrder:
+    request_id: str
+    customer_id: str
+    items: Sequence[Item]
+    payment_token: str
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(
+            self.customer_id,
+            self.payment_token,
+            *(f"{item.product_id}*{item.quantity}" for item in self.items),
+        )
+
+
+def _reply(order: Order) -> Order:
+    """An order at rest as the caller sees it: FAILED (or stuck compensating) is an error status."""
+    if not order.in_flight and order.status is not OrderStatus.FAILED:
+        return order
+    raise _failure_status(order.order_id, order.failure, order.rejection_reason or "a dependency failed")
+
+
+def _failure_status(order_id: str, code: DependencyCode | None, detail: str) -> Exception:
+    metadata = {"order_id": order_id}
+    message = f"order {order_id}: {detail}; safe to retry (the same request_id for CreateOrder)"
+    if code is DependencyCode.DEADLINE_EXCEEDED:
+        return DeadlineExceeded("DEPENDENCY_DEADLINE_EXCEEDED", message, metadata)
+    return Unavailable("DEPENDENCY_UNAVAILABLE", message, metadata)
+
+
+class Orders:
+    def __init__(self, sessions: SessionFactory, saga: Saga, events: OrderEvents) -> None:
+        self.sessions = sessions
+        self.saga = saga
+        self.events = events
+        self._running: set[asyncio.Task[Order]] = set()
+
+    async def create(self, request: NewOrder) -> Order:
+        now = utc_now()
+        order = Order(
+            order_id=str(uuid.uuid4()),
+            request_id=request.request_id,
+            customer_id=request.customer_id,
+            request_fingerprint=request.fingerprint,
+            items=list(request.items),
+            create_time=now,
+            update_time=now,
+        )
+        async with self.sessions() as session:
+            repository = OrderRepository(session)
+            if not await repository.claim(order, forward_lease(now)):
+                existing = await repository.by_request_id(request.request_id)
+                assert existing is not None, "claimed by a committed transaction"
+                order = existing
+                order.replay(request.fingerprint)
+                if order.status is not OrderStatus.FAILED or order.in_flight:
+                    return await self.settled(order.order_id)
+                # A FAILED order asked again: the saga starts over, if this request wins the retry.
+                order.retry(utc_now())
+                if not await repository.save(order, forward_lease(utc_now())):
+                    return await self.settled(order.order_id)
+        self.events.notify(order.order_id)
+        return await self._drive(order.order_id, self.saga.run(order, request.payment_token))
+
+    async def _drive(self, order_id: str, saga: Coroutine[Any, Any, Order]) -> Order:
+        """Runs a saga in a task of its own, so that a caller who hangs up (or runs out of time)
+        cannot cut it short; the caller waits for it, shielded."""
+        task = asyncio.create_task(saga)
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        try:
+            return _reply(await asyncio.shield(task))
+        except Superseded:
+            return await self.settled(order_id)
+        except DependencyFailed as failure:
+            # A compensation (or a cancellation) could not finish; recovery will.
+            raise _failure_status(order_id, failure.code, str(failure)) from failure
+
+    async def settled(self, order_id: str) -> Order:
+        """Waits until the order is at rest (bounded by the caller's deadline), then replies."""
+        while True:
+            order = await self.get(order_id)
+            if not order.in_flight:
+                return _reply(order)
+            await self.events.wait(order_id, POLL_SECONDS)
+
+    async def get(self, order_id: str) -> Order:
+        async with self.sessions() as session:
+            order = await OrderRepository(session).get(order_id)
+        if order is None:
+            raise NotFound("order", order_id)
+        return order
+
+    async def list(self, customer_id: str, before: tuple[datetime, str] | None, limit: int) -> list[Order]:
+        async with self.sessions() as session:
+            return await OrderRepository(session).list_for_customer(customer_id, before, limit)
+
+    async def cancel(self, order_id: str, reason: str) -> Order:
+        order = await self.get(order_id)
+        if not order.begin_cancel(utc_now()):
+            return order
+        async with self.sessions() as session:
+            won = await OrderRepository(session).save(order, forward_lease(utc_now()))
+        if not won:
+            return await self.settled(order_id)
+        self.events.notify(order_id)
+        return await self._drive(order_id, self.saga.cancel(order, reason))
+
+    async def watch(self, order_id: str) -> AsyncIterator[Order]:
+        """The order now, then at each change of status, until it is at rest in a final status."""
+        last: OrderStatus | None = None
+        while True:
+            order = await self.get(order_id)
+            if order.status is not last:
+                last = order.status
+                yield order
+            if order.status in TERMINAL:
+                return
+            await self.events.wait(order_id, POLL_SECONDS)
+
+    async def stop(self) -> None:
+        """Lets running sagas finish their current step at shutdown (bounded by the grace period)."""
+        await asyncio.gather(*self._running, return_exceptions=True)

@@ -1,0 +1,36 @@
+"""The order workload: what `serve` needs to run it (see services/runtime/server.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from services.order.dependencies import InventoryGateway, PaymentGateway
+from services.order.orders import Orders
+from services.order.recovery import Recovery
+from services.order.saga import OrderEvents, Saga
+from services.order.servicer import OrderServicer
+from services.runtime.server import Registration, ServiceContext, ServiceDefinition
+from shop.order.v1 import order_pb2_grpc
+
+
+async def build(context: ServiceContext) -> Sequence[Registration]:
+    sessions = context.database.session
+    events = OrderEvents()
+    saga = Saga(
+        sessions,
+        InventoryGateway(context.channel("inventory")),
+        PaymentGateway(context.channel("payment")),
+        events,
+    )
+    # The recovery pass starts with the server (its first sweep finishes what a crash left
+    # in flight) and keeps sweeping for orders whose runner's lease runs out.
+    context.spawn(Recovery(sessions, saga).run())
+    return [
+        Registration(
+            order_pb2_grpc.add_OrderServiceServicer_to_server, OrderServicer(Orders(sessions, saga, events))
+        )
+    ]
+
+
+DEFINITION = ServiceDefinition(name="order", migrations=Path(__file__).with_name("migrations"), build=build)

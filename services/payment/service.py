@@ -1,0 +1,19 @@
+"""The payment workload: what `serve` needs to run it (see services/runtime/server.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from services.payment.payments import Payments
+from services.payment.servicer import PaymentServicer
+from services.runtime.server import Registration, ServiceContext, ServiceDefinition
+from shop.payment.v1 import payment_pb2_grpc
+
+
+async def build(context: ServiceContext) -> Sequence[Registration]:
+    payments = Payments(context.database.session)
+    return [Registration(payment_pb2_grpc.add_PaymentServiceServicer_to_server, PaymentServicer(payments))]
+
+
+DEFINITION = ServiceDefinition(name="payment", migrations=Path(__file__).with_name("migrations"), build=build)
