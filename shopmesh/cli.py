@@ -15,6 +15,8 @@ from importlib import import_module
 #: does not pay for the manifest tooling's imports.
 COMMANDS: dict[str, str] = {
     "methods": "shopmesh.commands.methods:register",
+    "serve": "shopmesh.commands.serve:register",
+    "migrate": "shopmesh.commands.migrate:register",
 }
 
 

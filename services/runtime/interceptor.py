@@ -1,0 +1,212 @@
+"""The runtime's server interceptor: call context, error mapping, metrics and an access log.
+
+It runs inside OpenTelemetry's interceptor (so the span is current and logs carry its trace id)
+and wraps every handler, the service's own and health/reflection alike.
+
+Error replies must be Trailers-Only (grpc-status in the one HEADERS frame): nothing here sends
+initial metadata, and a domain error is turned into `context.abort_with_status` before any
+message goes out, which grpc core then sends as a Trailers-Only response.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, NoReturn
+
+import grpc
+
+from services.runtime import metrics
+from services.runtime.callcontext import (
+    MAX_REQUEST_ID_LENGTH,
+    REQUEST_ID_HEADER,
+    CallContext,
+    call_scope,
+)
+from services.runtime.errors import ShopError
+from services.runtime.status import internal_status, to_grpc_status
+
+log = logging.getLogger("shopmesh.rpc")
+_PRINTABLE = re.compile(r"[\x21-\x7e]+")
+#: Infrastructure services are logged at DEBUG: kubelet probes every few seconds would drown the log.
+_QUIET_SERVICES = ("grpc.health.", "grpc.reflection.")
+
+Handler = grpc.RpcMethodHandler
+
+
+class RuntimeInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler  # unknown method: grpc answers UNIMPLEMENTED itself
+        path: str = handler_call_details.method  # type: ignore[attr-defined]
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary_response(path, "unary", handler.unary_unary, streaming_request=False),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                self._unary_response(path, "client_stream", handler.stream_unary, streaming_request=True),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream_response(path, "server_stream", handler.unary_stream, streaming_request=False),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            self._stream_response(path, "bidi_stream", handler.stream_stream, streaming_request=True),
+            handler.request_deserializer,
+            handler.response_serializer,
+        )
+
+    def _unary_response(
+        self, path: str, grpc_type: str, behavior: Callable[..., Any], *, streaming_request: bool
+    ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+        labels = metrics.MethodLabels.of(path, grpc_type)
+
+        async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            call = _ObservedCall(self.service, path, labels, context)
+            if streaming_request:
+                request = _count_requests(request, labels)
+            else:
+                call.received()
+            with call_scope(call.context):
+                try:
+                    result = behavior(request, context)
+                    response = await result if inspect.isawaitable(result) else result
+                except BaseException as error:
+                    await call.fail(error)
+                call.succeeded(messages_sent=1)
+                return response
+
+        return handle
+
+    def _stream_response(
+        self, path: str, grpc_type: str, behavior: Callable[..., Any], *, streaming_request: bool
+    ) -> Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]:
+        labels = metrics.MethodLabels.of(path, grpc_type)
+
+        async def handle(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            call = _ObservedCall(self.service, path, labels, context)
+            if streaming_request:
+                request = _count_requests(request, labels)
+            else:
+                call.received()
+            with call_scope(call.context):
+                try:
+                    result = behavior(request, context)
+                    if inspect.isawaitable(result):
+                        await result  # a handler that writes with context.write()
+                    else:
+                        async for response in result:
+                            metrics.MSG_SENT.labels(*labels.values()).inc()
+                            yield response
+                except BaseException as error:
+                    await call.fail(error)
+                call.succeeded(messages_sent=0)
+
+        return handle
+
+
+class _ObservedCall:
+    """One incoming call from start to status: its context, metrics and log line."""
+
+    def __init__(
+        self, service: str, path: str, labels: metrics.MethodLabels, context: grpc.aio.ServicerContext
+    ):
+        self.service = service
+        self.path = path
+        self.labels = labels
+        self.grpc_context = context
+        self.started = time.monotonic()
+        remaining = context.time_remaining()
+        self.context = CallContext(
+            request_id=_request_id(context),
+            method=path,
+            deadline=None if remaining is None else self.started + remaining,
+        )
+        metrics.STARTED.labels(*labels.values()).inc()
+
+    def received(self) -> None:
+        metrics.MSG_RECEIVED.labels(*self.labels.values()).inc()
+
+    def succeeded(self, *, messages_sent: int) -> None:
+        if messages_sent:
+            metrics.MSG_SENT.labels(*self.labels.values()).inc(messages_sent)
+        self._finish(grpc.StatusCode.OK)
+
+    async def fail(self, error: BaseException) -> NoReturn:
+        """Record the call's end and re-raise or abort with the status the error means."""
+        if isinstance(error, ShopError):
+            status = to_grpc_status(error, service=self.service)
+            self._finish(status.code, reason=getattr(error, "reason", None))
+            await self.grpc_context.abort_with_status(status)
+        if isinstance(error, grpc.aio.AbortError):  # the handler aborted by itself
+            self._finish(self.grpc_context.code() or grpc.StatusCode.UNKNOWN)
+            raise error
+        if not isinstance(error, Exception):  # cancelled by the client or the deadline
+            remaining = self.grpc_context.time_remaining()
+            expired = remaining is not None and remaining <= 0
+            self._finish(grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED)
+            raise error
+        self._finish(grpc.StatusCode.INTERNAL, error=error)
+        await self.grpc_context.abort_with_status(internal_status())
+        raise AssertionError("abort_with_status returned")  # pragma: no cover - abort always raises
+
+    def _finish(
+        self, code: grpc.StatusCode, *, reason: str | None = None, error: BaseException | None = None
+    ) -> None:
+        elapsed = time.monotonic() - self.started
+        values = self.labels.values()
+        metrics.HANDLED.labels(*values, metrics.code_label(code)).inc()
+        metrics.HANDLING_SECONDS.labels(*values).observe(elapsed)
+        fields: dict[str, Any] = {
+            "grpc_method": self.path,
+            "grpc_code": code.name,
+            "duration_ms": round(elapsed * 1000, 1),
+        }
+        if reason:
+            fields["error_reason"] = reason
+        if error is not None:
+            log.error("unhandled error in %s", self.path, exc_info=error, extra={"fields": fields})
+            return
+        quiet = self.labels.grpc_service.startswith(_QUIET_SERVICES)
+        log.log(
+            logging.DEBUG if quiet else logging.INFO,
+            "rpc %s %s",
+            self.path,
+            code.name,
+            extra={"fields": fields},
+        )
+
+
+def _request_id(context: grpc.aio.ServicerContext) -> str:
+    """The caller's x-request-id (Envoy sets one at the edge), or a new one outside a mesh."""
+    for key, value in context.invocation_metadata() or ():
+        if key == REQUEST_ID_HEADER and isinstance(value, str):
+            if len(value) <= MAX_REQUEST_ID_LENGTH and _PRINTABLE.fullmatch(value):
+                return value
+            break
+    return str(uuid.uuid4())
+
+
+async def _count_requests(requests: AsyncIterator[Any], labels: metrics.MethodLabels) -> AsyncIterator[Any]:
+    async for request in requests:
+        metrics.MSG_RECEIVED.labels(*labels.values()).inc()
+        yield request

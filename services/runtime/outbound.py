@@ -1,0 +1,100 @@
+"""Channels to the services this one calls: deadline and request id passed on, no retries.
+
+One channel per dependency, opened once. Its interceptors make each outgoing call
+- finish no later than the incoming call it serves (timeout = min(explicit, remaining), never
+  extended), or within DEFAULT_TIMEOUT_SECONDS when no incoming deadline applies;
+- carry the incoming `x-request-id`, and the trace context (`traceparent`/`tracestate`, `b3`,
+  `x-b3-*`) which OpenTelemetry's client interceptor writes from the current span.
+Retries and circuit breaking are the mesh's job: the channel disables grpc's own retries, so a
+failure reaches Envoy (or the caller) exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, Awaitable, Callable
+from typing import Any
+
+import grpc
+from opentelemetry.instrumentation.grpc import aio_client_interceptors
+
+from services.runtime.callcontext import REQUEST_ID_HEADER, current_call
+from services.runtime.config import Settings
+
+#: Budget of a call made outside any incoming call (start-up recovery, background work).
+DEFAULT_TIMEOUT_SECONDS = 10.0
+
+
+def open_channel(target: str, settings: Settings) -> grpc.aio.Channel:
+    options = [
+        ("grpc.enable_retries", 0),
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+    ]
+    interceptors: list[Any] = [
+        _UnaryUnary(),
+        _UnaryStream(),
+        _StreamUnary(),
+        _StreamStream(),
+        *aio_client_interceptors(),
+    ]
+    if settings.channel_credentials == "xds":
+        # Proxyless mesh: certificates from the xDS server when it sends them, plaintext otherwise.
+        credentials = grpc.xds_channel_credentials(fallback_credentials=grpc.insecure_channel_credentials())
+        return grpc.aio.secure_channel(target, credentials, options=options, interceptors=interceptors)
+    return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
+
+
+def propagated(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+    """The call details with the incoming call's deadline and request id applied."""
+    call = current_call()
+    remaining = call.remaining() if call is not None else None
+    if remaining is None:
+        remaining = DEFAULT_TIMEOUT_SECONDS
+    timeout = remaining if details.timeout is None else min(details.timeout, remaining)
+    metadata = grpc.aio.Metadata(*(details.metadata or ()))
+    if call is not None and call.request_id and REQUEST_ID_HEADER not in metadata:
+        metadata.add(REQUEST_ID_HEADER, call.request_id)
+    return grpc.aio.ClientCallDetails(
+        details.method, timeout, metadata, details.credentials, details.wait_for_ready
+    )
+
+
+# grpc.aio files each interceptor under exactly one call type, hence four small classes.
+class _UnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[..., Awaitable[Any]],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        return await continuation(propagated(client_call_details), request)
+
+
+class _UnaryStream(grpc.aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(
+        self,
+        continuation: Callable[..., Awaitable[Any]],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        return await continuation(propagated(client_call_details), request)
+
+
+class _StreamUnary(grpc.aio.StreamUnaryClientInterceptor):
+    async def intercept_stream_unary(
+        self,
+        continuation: Callable[..., Awaitable[Any]],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request_iterator: AsyncIterable[Any],
+    ) -> Any:
+        return await continuation(propagated(client_call_details), request_iterator)
+
+
+class _StreamStream(grpc.aio.StreamStreamClientInterceptor):
+    async def intercept_stream_stream(
+        self,
+        continuation: Callable[..., Awaitable[Any]],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request_iterator: AsyncIterable[Any],
+    ) -> Any:
+        return await continuation(propagated(client_call_details), request_iterator)

@@ -1,0 +1,27 @@
+"""`shopmesh migrate <service>`: bring the service's database to its newest schema (alembic upgrade head).
+
+Kubernetes runs it as an initContainer; it reads SHOPMESH_DATABASE_URL like the service does.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from services.runtime.config import GRPC_PORTS
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("migrate", help="apply a service's database migrations")
+    parser.add_argument("service", choices=sorted(GRPC_PORTS))
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from services.runtime.database import Database
+    from services.runtime.server import load_definition, settings_or_exit
+
+    settings = settings_or_exit(args.service)
+    definition = load_definition(args.service)
+    Database(settings.database_url, service=args.service).upgrade(definition.migrations)
+    print(f"{args.service}: database at the newest migration")
+    return 0
