@@ -1,0 +1,193 @@
+"""The three services as real processes, their clients, and a check that their books agree.
+
+(Named shop_stack, not stack: tests/ has no packages, so helper module names must be unique.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from fixtures.processes import ServiceProcess
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from sqlalchemy import text
+
+from services.runtime.database import Database
+from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
+from shop.order.v1 import order_pb2, order_pb2_grpc
+from shop.payment.v1 import payment_pb2_grpc
+
+SERVICES = ("inventory", "payment", "order")
+
+
+@dataclass
+class Clients:
+    """Generated async clients of one running stack (channels live as long as the stack)."""
+
+    order: order_pb2_grpc.OrderServiceStub
+    inventory: inventory_pb2_grpc.InventoryServiceStub
+    payment: payment_pb2_grpc.PaymentServiceStub
+    channels: list[grpc.aio.Channel] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, order: str, inventory: str, payment: str) -> Clients:
+        channels = [grpc.aio.insecure_channel(address) for address in (order, inventory, payment)]
+        return cls(
+            order_pb2_grpc.OrderServiceStub(channels[0]),
+            inventory_pb2_grpc.InventoryServiceStub(channels[1]),
+            payment_pb2_grpc.PaymentServiceStub(channels[2]),
+            channels,
+        )
+
+    async def close(self) -> None:
+        for channel in self.channels:
+            await channel.close()
+
+    async def set_stock(self, product_id: str, units: int) -> None:
+        """Brings a demo product to exactly `units` available (through AdjustStock)."""
+        product = (
+            await self.inventory.GetProduct(inventory_pb2.GetProductRequest(product_id=product_id))
+        ).product
+        if product.available != units:
+            await self.inventory.AdjustStock(
+                inventory_pb2.AdjustStockRequest(
+                    product_id=product_id, delta=units - product.available, reason="test"
+                )
+            )
+
+    async def available(self, product_id: str) -> int:
+        reply = await self.inventory.GetProduct(inventory_pb2.GetProductRequest(product_id=product_id))
+        return reply.product.available
+
+    async def create_order(
+        self, request_id: str, items: Mapping[str, int], token: str = "tok_visa", seconds: float = 20.0
+    ) -> order_pb2.Order:
+        request = order_pb2.CreateOrderRequest(
+            request_id=request_id,
+            customer_id="customer-1",
+            items=[
+                order_pb2.OrderItem(product_id=product, quantity=units) for product, units in items.items()
+            ],
+            payment_token=token,
+        )
+        return (await self.order.CreateOrder(request, timeout=seconds)).order
+
+    async def settled_order(self, order_id: str, seconds: float = 30.0) -> order_pb2.Order:
+        """GetOrder until the order has left PENDING (bounded)."""
+        async with asyncio.timeout(seconds):
+            while True:
+                order = (await self.order.GetOrder(order_pb2.GetOrderRequest(order_id=order_id))).order
+                if order.status != order_pb2.ORDER_STATUS_PENDING:
+                    return order
+                await asyncio.sleep(0.2)
+
+
+@dataclass
+class Stack:
+    """inventory, payment and order processes wired together, each with its own database."""
+
+    processes: dict[str, ServiceProcess]
+    database_urls: dict[str, str]
+
+    @classmethod
+    def start(
+        cls, database_urls: Mapping[str, str], extra: Mapping[str, Mapping[str, str]] | None = None
+    ) -> Stack:
+        processes: dict[str, ServiceProcess] = {}
+        for name in SERVICES:
+            env = {"SHOPMESH_DATABASE_URL": database_urls[name], "SHOPMESH_MIGRATE_ON_START": "true"}
+            if name == "inventory":
+                env["SHOPMESH_SEED_CATALOG"] = "demo"
+            if name == "order":
+                env["SHOPMESH_INVENTORY_TARGET"] = processes["inventory"].address
+                env["SHOPMESH_PAYMENT_TARGET"] = processes["payment"].address
+            env.update((extra or {}).get(name, {}))
+            processes[name] = ServiceProcess(name, env).start()
+        stack = cls(processes, dict(database_urls))
+        try:
+            for process in processes.values():
+                process.wait_serving()
+        except BaseException:
+            stack.kill()
+            raise
+        return stack
+
+    def clients(self) -> Clients:
+        return Clients.of(*(self.processes[name].address for name in ("order", "inventory", "payment")))
+
+    def kill(self) -> None:
+        for process in self.processes.values():
+            process.kill()
+
+    async def rows(self, service: str, query: str) -> list[Any]:
+        """Rows of a query on one service's own database (to check its books, not to drive it)."""
+        database = Database(self.database_urls[service], service=service)
+        try:
+            async with database.session() as session:
+                return list((await session.execute(text(query))).all())
+        finally:
+            await database.dispose()
+
+    async def assert_books_agree(self) -> None:
+        """Every order at rest, and stock and payments exactly as the orders say.
+
+        CONFIRMED: its reservation committed, its charge approved for the order's total.
+        REJECTED/FAILED: every attempt's reservation released; no charge kept (absent, voided,
+        declined, or refunded in full). CANCELLED: released and refunded in full. And no
+        reservation is left RESERVED.
+        """
+        orders = await self.rows(
+            "order", "SELECT order_id, status, step, attempt, total_minor_units FROM orders"
+        )
+        reservations = dict(await self.rows("inventory", "SELECT reservation_id, status FROM reservations"))
+        payments = {
+            row[0]: row[1:]
+            for row in await self.rows(
+                "payment",
+                "SELECT idempotency_key, status, amount_minor_units, refunded_minor_units FROM payments",
+            )
+        }
+        assert [order for order in orders if order.step is not None] == []
+        assert [key for key, status in reservations.items() if status == "RESERVED"] == []
+        for order in orders:
+            attempts = [order.order_id, *(f"{order.order_id}.r{n}" for n in range(2, order.attempt + 1))]
+            last = attempts[-1]
+            for reservation_id in attempts[:-1]:  # earlier attempts all failed
+                assert reservations.get(reservation_id) == "RELEASED", (order, reservation_id)
+                assert _charge_kept(payments.get(f"order-{reservation_id}")) == 0, order
+            charge = payments.get(f"order-{last}")
+            if order.status == "CONFIRMED":
+                assert reservations.get(last) == "COMMITTED", order
+                assert charge is not None, order
+                assert charge[:2] == ("APPROVED", order.total_minor_units), order
+            else:
+                assert order.status in ("REJECTED", "FAILED", "CANCELLED"), order
+                assert reservations.get(last) == "RELEASED", order
+                assert _charge_kept(charge) == 0, (order, charge)
+
+
+def _charge_kept(charge: tuple[str, int, int] | None) -> int:
+    """What a charge still holds of the customer's money."""
+    if charge is None or charge[0] in ("VOIDED", "DECLINED"):
+        return 0
+    return charge[1] - charge[2]
+
+
+def status_details(error: grpc.aio.AioRpcError | grpc.RpcError) -> dict[str, Any]:
+    """The google.rpc details of a failed call: {"bad_request": ..., "error_info": ...}."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    details: dict[str, Any] = {}
+    for detail in [] if status is None else status.details:
+        for name, kind in (
+            ("bad_request", error_details_pb2.BadRequest),
+            ("error_info", error_details_pb2.ErrorInfo),
+            ("resource_info", error_details_pb2.ResourceInfo),
+        ):
+            message = kind()
+            if detail.Unpack(message):
+                details[name] = message
+    return details
