@@ -15,8 +15,8 @@ from grpc_status import rpc_status
 from services.runtime import errors
 
 MAX_MESSAGE_CHARS = 300
-MAX_FIELD_CHARS = 200
-MAX_VIOLATIONS = 25
+MAX_FIELD_CHARS = 120
+MAX_VIOLATIONS = 20
 
 _CODES: dict[type[errors.ShopError], int] = {
     errors.InvalidArgument: code_pb2.INVALID_ARGUMENT,

@@ -13,9 +13,9 @@ import grpc
 import pytest
 from fixtures.ports import free_port, loopback
 
+from runtime.probe_service import DEFINITION
 from services.runtime.config import Settings
 from services.runtime.server import ServiceDefinition, serve
-from runtime.probe_service import DEFINITION
 
 
 @dataclass
@@ -62,7 +62,9 @@ def probe_settings(database_url: str, **overrides: object) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def running(settings: Settings, definition: ServiceDefinition = DEFINITION) -> AsyncIterator[RunningServer]:
+async def running(
+    settings: Settings, definition: ServiceDefinition = DEFINITION
+) -> AsyncIterator[RunningServer]:
     ready, shutdown = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(serve(definition, settings, ready=ready, shutdown=shutdown))
     waiting = asyncio.create_task(ready.wait())
