@@ -7,13 +7,16 @@ stock set it first (Clients.set_stock), so they do not depend on each other's or
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from fixtures.postgres import PostgresServer, unique_name
-from shop_stack import SERVICES, Clients, Stack
+from fixtures.processes import ServiceProcess
+from holding_proxy import HoldingProxy
+from shop_stack import SERVICES, Clients, ProxiedOrder, Stack
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +58,31 @@ def backend(request: pytest.FixtureRequest) -> tuple[Stack, Clients]:
     """Runs a test once on each database backend."""
     name: str = request.param
     return request.getfixturevalue(f"{name}_stack"), request.getfixturevalue(f"{name}_clients")
+
+
+@pytest.fixture
+async def proxied_order(sqlite_stack: Stack, tmp_path: Path) -> AsyncIterator[ProxiedOrder]:
+    inventory = await HoldingProxy(sqlite_stack.processes["inventory"].address).start()
+    payment = await HoldingProxy(sqlite_stack.processes["payment"].address).start()
+    url = f"sqlite+aiosqlite:///{tmp_path / 'order.db'}"
+    env = {
+        "SHOPMESH_DATABASE_URL": url,
+        "SHOPMESH_INVENTORY_TARGET": inventory.address,
+        "SHOPMESH_PAYMENT_TARGET": payment.address,
+    }
+    process = ServiceProcess("order", env).start()
+    stack = Stack({**sqlite_stack.processes, "order": process}, {**sqlite_stack.database_urls, "order": url})
+    clients = Clients.of(
+        process.address,
+        sqlite_stack.processes["inventory"].address,
+        sqlite_stack.processes["payment"].address,
+    )
+    proxied = ProxiedOrder(process, inventory, payment, clients, stack, env)
+    try:
+        await asyncio.to_thread(process.wait_serving)
+        yield proxied
+    finally:
+        proxied.process.kill()
+        await proxied.clients.close()
+        await inventory.stop()
+        await payment.stop()

@@ -14,6 +14,7 @@ import grpc
 from fixtures.processes import ServiceProcess
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from holding_proxy import HoldingProxy
 from sqlalchemy import text
 
 from services.runtime.database import Database
@@ -191,3 +192,34 @@ def status_details(error: grpc.aio.AioRpcError | grpc.RpcError) -> dict[str, Any
             if detail.Unpack(message):
                 details[name] = message
     return details
+
+
+@dataclass
+class ProxiedOrder:
+    """An order process of its own whose calls to inventory and payment pass through proxies
+    the test controls; inventory and payment are the session's SQLite stack."""
+
+    process: ServiceProcess
+    inventory: HoldingProxy
+    payment: HoldingProxy
+    clients: Clients
+    stack: Stack
+    env: dict[str, str]
+
+    async def restart(self) -> None:
+        """After the old process died: a new one on the same database, calling the services
+        directly (nothing held any more). Its recovery pass runs on start."""
+        env = {
+            **self.env,
+            "SHOPMESH_INVENTORY_TARGET": self.stack.processes["inventory"].address,
+            "SHOPMESH_PAYMENT_TARGET": self.stack.processes["payment"].address,
+        }
+        self.process = ServiceProcess("order", env).start()
+        self.stack.processes["order"] = self.process
+        await asyncio.to_thread(self.process.wait_serving)
+        await self.clients.close()
+        self.clients = Clients.of(
+            self.process.address,
+            self.stack.processes["inventory"].address,
+            self.stack.processes["payment"].address,
+        )
