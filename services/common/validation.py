@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from services.runtime.errors import InvalidArgument
+from services.runtime.pagination import decode_page_token
 from services.runtime.validation import Violations
 
 MAX_ITEMS = 50
@@ -30,3 +32,14 @@ def check_items(violations: Violations, field: str, items: Sequence[ItemLike]) -
         violations.identifier(f"{field}[{index}].product_id", item.product_id)
         violations.int_range(f"{field}[{index}].quantity", item.quantity, 1, MAX_QUANTITY)
     violations.unique(field, [item.product_id[:64] for item in inspected])
+
+
+def page_token(violations: Violations, field: str, token: str, scope: str) -> str | None:
+    """The position a page token carries, or None for the first page; a bad token is recorded
+    with the request's other violations, so the caller hears of all of them at once."""
+    try:
+        return decode_page_token(field, token, scope)
+    except InvalidArgument as invalid:
+        for violation in invalid.violations:
+            violations.add(violation.field, violation.description)
+        return None

@@ -5,10 +5,10 @@ from __future__ import annotations
 import grpc
 
 from services.common.messages import timestamp
-from services.common.validation import check_items
+from services.common.validation import check_items, page_token
 from services.inventory.domain import Product, Reservation, StockRequest
 from services.inventory.stock import Stock
-from services.runtime.pagination import decode_page_token, encode_page_token
+from services.runtime.pagination import encode_page_token
 from services.runtime.validation import Violations
 from shop.inventory.v1 import inventory_pb2 as pb
 from shop.inventory.v1 import inventory_pb2_grpc
@@ -59,8 +59,8 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     ) -> pb.ListProductsResponse:
         violations = Violations()
         page_size = violations.page_size("page_size", request.page_size)
+        after = page_token(violations, "page_token", request.page_token, _PRODUCTS_SCOPE)
         violations.raise_if_any()
-        after = decode_page_token("page_token", request.page_token, _PRODUCTS_SCOPE)
         # One extra row tells whether another page follows, without a count query.
         products = await self.stock.list_products(after, page_size + 1)
         page = products[:page_size]

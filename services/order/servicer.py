@@ -8,11 +8,10 @@ from datetime import datetime
 import grpc
 
 from services.common.messages import timestamp
-from services.common.validation import check_items
+from services.common.validation import check_items, page_token
 from services.order.domain import Item, Order
 from services.order.orders import NewOrder, Orders
-from services.runtime.errors import FieldViolation, InvalidArgument
-from services.runtime.pagination import decode_page_token, encode_page_token
+from services.runtime.pagination import encode_page_token
 from services.runtime.validation import Violations
 from shop.order.v1 import order_pb2 as pb
 from shop.order.v1 import order_pb2_grpc
@@ -66,17 +65,17 @@ def _listing_scope(customer_id: str) -> str:
     return f"customers/{customer_id}/orders"
 
 
-def _decode_position(token: str, customer_id: str) -> tuple[datetime, str] | None:
-    key = decode_page_token("page_token", token, _listing_scope(customer_id))
+def _position(violations: Violations, token: str, customer_id: str) -> tuple[datetime, str] | None:
+    """The (create_time, order_id) after which the page starts; None for the first page."""
+    key = page_token(violations, "page_token", token, _listing_scope(customer_id))
     if key is None:
         return None
     moment, _, order_id = key.partition("|")
     try:
         return datetime.fromisoformat(moment), order_id
     except ValueError:
-        raise InvalidArgument(
-            [FieldViolation("page_token", "is not a page token issued for this listing")]
-        ) from None
+        violations.add("page_token", "is not a page token issued for this listing")
+        return None
 
 
 class OrderServicer(order_pb2_grpc.OrderServiceServicer):
@@ -114,8 +113,8 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         violations = Violations()
         violations.identifier("customer_id", request.customer_id)
         page_size = violations.page_size("page_size", request.page_size)
+        before = _position(violations, request.page_token, request.customer_id)
         violations.raise_if_any()
-        before = _decode_position(request.page_token, request.customer_id)
         # One extra row tells whether another page follows.
         orders = await self.orders.list(request.customer_id, before, page_size + 1)
         page = orders[:page_size]
