@@ -71,17 +71,20 @@ class Orders:
         )
         async with self.sessions() as session:
             repository = OrderRepository(session)
-            if not await repository.claim(order, forward_lease(now)):
+            started = await repository.claim(order, forward_lease(now))
+            if not started:
                 existing = await repository.by_request_id(request.request_id)
                 assert existing is not None, "claimed by a committed transaction"
                 order = existing
                 order.replay(request.fingerprint)
-                if order.status is not OrderStatus.FAILED or order.in_flight:
-                    return await self.settled(order.order_id)
-                # A FAILED order asked again: the saga starts over, if this request wins the retry.
-                order.retry(utc_now())
-                if not await repository.save(order, forward_lease(utc_now())):
-                    return await self.settled(order.order_id)
+                if order.status is OrderStatus.FAILED and not order.in_flight:
+                    # A FAILED order asked again: the saga starts over, if this request wins.
+                    order.retry(utc_now())
+                    started = await repository.save(order, forward_lease(utc_now()))
+        # Waiting happens outside the transaction: it must not hold SQLite's write lock (or a
+        # PostgreSQL connection) while the saga it waits for needs to write.
+        if not started:
+            return await self.settled(order.order_id)
         self.events.notify(order.order_id)
         return await self._drive(order.order_id, self.saga.run(order, request.payment_token))
 
