@@ -81,3 +81,9 @@ async def build(context: ServiceContext) -> list[Registration]:
 DEFINITION = ServiceDefinition(
     name="payment", migrations=Path(__file__).parent / "no-migrations", build=build
 )
+
+
+if __name__ == "__main__":  # `python -m runtime.probe_service` (PYTHONPATH=tests), for signal tests
+    from services.runtime.server import main
+
+    main(DEFINITION)

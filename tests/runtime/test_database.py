@@ -145,3 +145,40 @@ async def test_database_outage_is_not_serving_and_fails_fast_then_recovers(priva
         await asyncio.to_thread(private_postgres.start)
         await wait_for_health(channel, health_pb2.HealthCheckResponse.SERVING, within=5)
         await stub.Charge(database_call, timeout=5)  # same process, no restart
+
+
+def test_the_real_payment_service_rides_out_a_database_outage(private_postgres, launch_service) -> None:
+    url = private_postgres.create_database(unique_name("payment"))
+    service = launch_service("payment", {"SHOPMESH_DATABASE_URL": url, "SHOPMESH_MIGRATE_ON_START": "true"})
+    name = "shop.payment.v1.PaymentService"
+    with grpc.insecure_channel(service.address) as channel:
+        stub = payment_pb2_grpc.PaymentServiceStub(channel)
+        lookup = pb.GetPaymentRequest(payment_id="p-unknown")
+        with pytest.raises(grpc.RpcError) as failure:
+            stub.GetPayment(lookup, timeout=5)
+        assert failure.value.code() is grpc.StatusCode.NOT_FOUND  # the database answered
+
+        private_postgres.stop("immediate")
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as failure:
+            stub.GetPayment(lookup, timeout=5)
+        assert failure.value.code() is grpc.StatusCode.UNAVAILABLE
+        assert time.monotonic() - started < 1.0, "a dead database must fail the call at once, not hang"
+        assert wait_until(lambda: service.health(name) == health_pb2.HealthCheckResponse.NOT_SERVING, 1.5)
+        assert service.health("") == health_pb2.HealthCheckResponse.NOT_SERVING
+
+        private_postgres.start()
+        assert wait_until(lambda: service.health(name) == health_pb2.HealthCheckResponse.SERVING, 5)
+        with pytest.raises(grpc.RpcError) as failure:
+            stub.GetPayment(lookup, timeout=5)
+        assert failure.value.code() is grpc.StatusCode.NOT_FOUND  # answering again, same process
+    assert service.returncode() is None
+
+
+def wait_until(condition, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False

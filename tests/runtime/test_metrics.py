@@ -7,11 +7,11 @@ so the checks read deltas around the calls they make.
 from __future__ import annotations
 
 import asyncio
-import urllib.request
 
 import grpc
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+from fixtures.scrape import Samples, sample
+from fixtures.scrape import scrape as scrape_now
 
 from shop.payment.v1 import payment_pb2 as pb
 from shop.payment.v1 import payment_pb2_grpc
@@ -19,22 +19,8 @@ from shop.payment.v1 import payment_pb2_grpc
 CHARGE = {"grpc_type": "unary", "grpc_service": "shop.payment.v1.PaymentService", "grpc_method": "Charge"}
 
 
-async def scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    def fetch() -> str:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            assert response.status == 200
-            return response.read().decode()
-
-    text = await asyncio.to_thread(fetch)
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
+async def scrape(url: str) -> Samples:
+    return await asyncio.to_thread(scrape_now, url)
 
 
 async def test_calls_are_counted_by_method_and_code(probe_server) -> None:
@@ -49,7 +35,7 @@ async def test_calls_are_counted_by_method_and_code(probe_server) -> None:
     after = await scrape(probe_server.metrics_url)
 
     def delta(name: str, **labels: str) -> float:
-        return value(after, name, **labels) - value(before, name, **labels)
+        return sample(after, name, **labels) - sample(before, name, **labels)
 
     assert delta("grpc_server_started_total", **CHARGE) == 5
     assert delta("grpc_server_handled_total", **CHARGE, grpc_code="OK") == 3
