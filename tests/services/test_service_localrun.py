@@ -1,0 +1,69 @@
+"""`scripts/up`: the three services on loopback with the demo catalog; Ctrl-C leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import grpc
+from fixtures.ports import free_port
+
+from shop.order.v1 import order_pb2, order_pb2_grpc
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_up_serves_the_demo_catalog_and_stops_cleanly(tmp_path: Path) -> None:
+    ports = {service: free_port() for service in ("order", "inventory", "payment")}
+    arguments = ["--state", str(tmp_path / "state")]
+    for service, port in ports.items():
+        arguments += [f"--{service}-port", str(port), f"--{service}-metrics-port", str(free_port())]
+    output = tmp_path / "up.out"
+    with output.open("wb") as sink:
+        up = subprocess.Popen(
+            [str(ROOT / "scripts" / "up"), *arguments], stdout=sink, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 90  # a first run may install the project
+        while "Ctrl-C stops it." not in output.read_text() and time.monotonic() < deadline:
+            assert up.poll() is None, output.read_text()
+            time.sleep(0.2)
+        printed = output.read_text()
+        assert "Ctrl-C stops it." in printed, printed
+        assert f"grpcurl -plaintext 127.0.0.1:{ports['order']} list" in printed
+        pids = [int(pid) for pid in re.findall(r"\(pid (\d+)\)", printed)]
+        assert len(pids) == 3
+
+        with grpc.insecure_channel(f"127.0.0.1:{ports['order']}") as channel:
+            order = order_pb2_grpc.OrderServiceStub(channel).CreateOrder(
+                order_pb2.CreateOrderRequest(
+                    request_id="up-1", customer_id="me", payment_token="tok_visa",
+                    items=[order_pb2.OrderItem(product_id="sku-espresso-beans", quantity=2)],
+                ),
+                timeout=20,
+            ).order  # fmt: skip
+        assert (order.status, order.total.minor_units) == (order_pb2.ORDER_STATUS_CONFIRMED, 4900)
+        assert sorted(path.name for path in (tmp_path / "state").glob("*.db")) == [
+            "inventory.db", "order.db", "payment.db",
+        ]  # fmt: skip
+
+        up.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        assert up.wait(timeout=30) == 0
+        assert [pid for pid in pids if _alive(pid)] == []
+        assert output.read_text().rstrip().endswith("stopped")
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait(10)
