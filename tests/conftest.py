@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import pytest
@@ -13,23 +14,25 @@ from fixtures.processes import ServiceProcess
 def postgres() -> Iterator[PostgresServer]:
     """One real PostgreSQL 15 for the session; each test makes its own database with
     `postgres.create_database(unique_name("payment"))`. Do not stop it: use `private_postgres`."""
-    server = PostgresServer()
-    try:
-        server.start()
+    with _postgres_server() as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture
 def private_postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL of this test's own, free to `stop()` and `start()` (database outage tests)."""
+    with _postgres_server() as server:
+        yield server
+
+
+@contextlib.contextmanager
+def _postgres_server() -> Iterator[PostgresServer]:
     server = PostgresServer()
     try:
         server.start()
         yield server
     finally:
-        server.close()
+        server.close()  # processes and directory, also when the test failed
 
 
 @pytest.fixture

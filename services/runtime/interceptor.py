@@ -82,10 +82,7 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
 
         async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
             call = _ObservedCall(self.service, path, labels, context)
-            if streaming_request:
-                request = _count_requests(request, labels)
-            else:
-                call.received()
+            request = call.received(request, streaming=streaming_request)
             with call_scope(call.context):
                 try:
                     result = behavior(request, context)
@@ -104,10 +101,7 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
 
         async def handle(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             call = _ObservedCall(self.service, path, labels, context)
-            if streaming_request:
-                request = _count_requests(request, labels)
-            else:
-                call.received()
+            request = call.received(request, streaming=streaming_request)
             with call_scope(call.context):
                 try:
                     result = behavior(request, context)
@@ -143,8 +137,12 @@ class _ObservedCall:
         )
         metrics.STARTED.labels(*labels.values()).inc()
 
-    def received(self) -> None:
+    def received(self, request: Any, *, streaming: bool) -> Any:
+        """The request, counted: at once if unary, message by message if a stream."""
+        if streaming:
+            return _count_requests(request, self.labels)
         metrics.MSG_RECEIVED.labels(*self.labels.values()).inc()
+        return request
 
     def succeeded(self, *, messages_sent: int) -> None:
         if messages_sent:

@@ -11,7 +11,7 @@ failure reaches Envoy (or the caller) exactly once.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -30,13 +30,7 @@ def open_channel(target: str, settings: Settings) -> grpc.aio.Channel:
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
     ]
-    interceptors: list[Any] = [
-        _UnaryUnary(),
-        _UnaryStream(),
-        _StreamUnary(),
-        _StreamStream(),
-        *aio_client_interceptors(),
-    ]
+    interceptors: list[Any] = [*(kind() for kind in _INTERCEPTOR_TYPES), *aio_client_interceptors()]
     if settings.channel_credentials == "xds":
         # Proxyless mesh: certificates from the xDS server when it sends them, plaintext otherwise.
         credentials = grpc.xds_channel_credentials(fallback_credentials=grpc.insecure_channel_credentials())
@@ -59,42 +53,21 @@ def propagated(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetail
     )
 
 
-# grpc.aio files each interceptor under exactly one call type, hence four small classes.
-class _UnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
-    async def intercept_unary_unary(
-        self,
-        continuation: Callable[..., Awaitable[Any]],
-        client_call_details: grpc.aio.ClientCallDetails,
-        request: Any,
+def _propagating(base: type, method: str) -> type:
+    """A `base` interceptor whose `method` applies `propagated` and calls on. grpc.aio files
+    each interceptor under exactly one call type, hence one small class per type."""
+
+    async def intercept(
+        self: Any, continuation: Callable[..., Awaitable[Any]], details: Any, request: Any
     ) -> Any:
-        return await continuation(propagated(client_call_details), request)
+        return await continuation(propagated(details), request)
+
+    return type(f"Propagating{base.__name__}", (base,), {method: intercept})
 
 
-class _UnaryStream(grpc.aio.UnaryStreamClientInterceptor):
-    async def intercept_unary_stream(
-        self,
-        continuation: Callable[..., Awaitable[Any]],
-        client_call_details: grpc.aio.ClientCallDetails,
-        request: Any,
-    ) -> Any:
-        return await continuation(propagated(client_call_details), request)
-
-
-class _StreamUnary(grpc.aio.StreamUnaryClientInterceptor):
-    async def intercept_stream_unary(
-        self,
-        continuation: Callable[..., Awaitable[Any]],
-        client_call_details: grpc.aio.ClientCallDetails,
-        request_iterator: AsyncIterable[Any],
-    ) -> Any:
-        return await continuation(propagated(client_call_details), request_iterator)
-
-
-class _StreamStream(grpc.aio.StreamStreamClientInterceptor):
-    async def intercept_stream_stream(
-        self,
-        continuation: Callable[..., Awaitable[Any]],
-        client_call_details: grpc.aio.ClientCallDetails,
-        request_iterator: AsyncIterable[Any],
-    ) -> Any:
-        return await continuation(propagated(client_call_details), request_iterator)
+_INTERCEPTOR_TYPES = (
+    _propagating(grpc.aio.UnaryUnaryClientInterceptor, "intercept_unary_unary"),
+    _propagating(grpc.aio.UnaryStreamClientInterceptor, "intercept_unary_stream"),
+    _propagating(grpc.aio.StreamUnaryClientInterceptor, "intercept_stream_unary"),
+    _propagating(grpc.aio.StreamStreamClientInterceptor, "intercept_stream_stream"),
+)
