@@ -1,0 +1,14 @@
+"""The local mesh: istio/ and k8s/ enforced for real on one machine, with proxyless gRPC xDS.
+
+What istiod, Envoy and the cluster do for a pod, split the same way here:
+
+- `ca`: a certificate authority issuing short-lived SPIFFE certificates per ServiceAccount
+  (istiod's CA + the istio-agent's rotation);
+- `translate`: the rendered Kubernetes/Istio objects → xDS resources, rule by rule as istiod's
+  proxyless generator (pilot/pkg/networking/grpcgen) and its authz builder do it;
+- `controlplane`: an ADS (state-of-the-world v3) server that serves them and pushes edits live;
+- `sidecar`: one per workload instance, an xDS-enabled gRPC server on the instance's own
+  loopback address (its "pod IP"), terminating mTLS and RBAC in front of the unchanged service;
+- `ingress`: the ingress gateway, plaintext in, mTLS into the mesh;
+- `supervisor`: starts and stops all of it (`scripts/up`, `shopmesh mesh up`).
+"""

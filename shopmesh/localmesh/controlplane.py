@@ -1,0 +1,144 @@
+"""The local istiod: signs identities, translates the manifests, serves them over ADS and
+pushes every edit of the watched sources live.
+
+Run by the supervisor as `python -m shopmesh.localmesh.controlplane --state DIR ...`. It reads
+the placement the supervisor wrote (`DIR/placement.json`), issues a certificate for every
+identity (and keeps rotating them), and prints one line, `READY <address>`, once it serves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import logging
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import grpc
+from envoy.service.discovery.v3 import ads_pb2_grpc
+
+from shopmesh.localmesh.ads import AggregatedDiscoveryService
+from shopmesh.localmesh.ca import CertificateAuthority, IdentityIssuer, spiffe_id
+from shopmesh.localmesh.placement import Placement
+from shopmesh.localmesh.state import MeshState
+from shopmesh.localmesh.translate.objects import MeshObjects, name_of, namespace_of, render
+from shopmesh.localmesh.translate.translator import Snapshot, TranslationError, describe, translate
+
+log = logging.getLogger("shopmesh.localmesh.controlplane")
+
+
+def fingerprint(sources: Sequence[Path]) -> tuple[tuple[str, int, int], ...]:
+    """What changed on disk: every file's path, size and mtime under the sources."""
+    entries = []
+    for source in sources:
+        files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
+        for path in files:
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue  # an editor's temporary file, gone already
+            entries.append((str(path), stat.st_size, stat.st_mtime_ns))
+    return tuple(entries)
+
+
+class SourceWatcher:
+    """Polls the sources; on a change re-renders and re-translates, and publishes if it worked.
+
+    A source that fails to render or translate keeps the last good snapshot in force (what
+    istiod does with an invalid object: it is rejected, the mesh keeps running).
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[Path],
+        build: Callable[[MeshObjects], Snapshot],
+        publish: Callable[[Snapshot], None],
+        interval: float = 0.2,
+    ) -> None:
+        self._sources = sources
+        self._build = build
+        self._publish = publish
+        self._interval = interval
+        self._seen = fingerprint(sources)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._interval)
+            current = fingerprint(self._sources)
+            if current == self._seen:
+                continue
+            self._seen = current
+            try:
+                objects = await loop.run_in_executor(None, render, self._sources)
+                snapshot = self._build(objects)
+            except (TranslationError, ValueError, KeyError) as error:
+                log.error("sources changed but were not applied (last good config stays): %s", error)
+                continue
+            self._publish(snapshot)
+            log.info("pushed new config: %s", {k: len(v) for k, v in describe(snapshot).items()})
+
+
+def identities_of(objects: MeshObjects, placement: Placement) -> list[str]:
+    """Every pod's identity plus every ServiceAccount in the objects (e.g. `operator`, whose
+    certificate lets a person or a test call with that identity)."""
+    accounts = {spiffe_id(namespace_of(sa), name_of(sa)) for sa in objects.of_kind("ServiceAccount")}
+    return sorted(accounts | set(placement.identities()))
+
+
+async def serve(arguments: argparse.Namespace) -> None:
+    state = MeshState(Path(arguments.state))
+    placement = Placement.load(state.placement_file)
+    sources = [Path(source) for source in arguments.source]
+    objects = render(sources)
+    snapshot = translate(objects, placement)
+
+    issuer = IdentityIssuer(
+        CertificateAuthority.load_or_create(state.ca_directory),
+        state.identities_directory,
+        datetime.timedelta(seconds=arguments.certificate_lifetime),
+    )
+    issuer.ensure(sorted(set(identities_of(objects, placement)) | set(arguments.identity)))
+    issuer.start_rotation()
+
+    discovery = AggregatedDiscoveryService(snapshot)
+    server = grpc.aio.server()
+    ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(discovery, server)
+    port = server.add_insecure_port(arguments.listen)
+    if port == 0:
+        raise SystemExit(f"control plane: cannot listen on {arguments.listen}")
+    await server.start()
+    host = arguments.listen.rsplit(":", 1)[0]
+    print(f"READY {host}:{port}", flush=True)
+    log.info("serving xDS on %s:%d: %s", host, port, describe(snapshot))
+
+    watcher = asyncio.create_task(
+        SourceWatcher(sources, lambda objs: translate(objs, placement), discovery.publish).run()
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    watcher.cancel()
+    issuer.stop()
+    await server.stop(grace=0.5)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m shopmesh.localmesh.controlplane")
+    parser.add_argument("--state", required=True, help="the mesh's state directory")
+    parser.add_argument("--listen", default="127.0.0.1:15010", help="ADS address (istiod's 15010)")
+    parser.add_argument("--source", action="append", required=True, help="kustomization dir or YAML file")
+    parser.add_argument("--certificate-lifetime", type=float, default=3600.0, help="seconds")
+    parser.add_argument("--identity", action="append", default=[], help="another SPIFFE id to certify")
+    arguments = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s controlplane %(levelname)s %(message)s")
+    asyncio.run(serve(arguments))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""A mesh client for people and tests: makes calls as one pod's identity and reports each.
+
+`python -m shopmesh.localmesh.probe PLAN.json` with GRPC_XDS_BOOTSTRAP naming an identity's
+bootstrap: every call goes through gRPC's own xDS client (routes, weights, retries, outlier
+ejection, mTLS with that identity), so a result is what that caller would get. One process per
+identity because a gRPC process has exactly one xDS bootstrap.
+
+A plan is a JSON list of batches; each prints one JSON line per call:
+  {"target": "xds:///payment.shop.svc.cluster.local:50053",
+   "method": "/shop.payment.v1.PaymentService/GetPayment",
+   "request_b64": "...", "metadata": [["x-canary", "true"]],
+   "count": 1, "concurrency": 1, "timeout": 5.0, "streaming": false, "pause": 0.0,
+   "credentials": "xds" | "insecure"}
+→ {"batch": 0, "index": 0, "code": "OK", "details": "", "peer": "sidecar~127.10.4.1~...",
+   "messages": 1, "started": 0.0012, "elapsed": 0.004}
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from concurrent import futures
+from typing import Any
+
+import grpc
+import grpc.experimental
+
+PEER_ID = "x-envoy-peer-metadata-id"
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+def _peer(*metadata_sets: Sequence[tuple[str, Any]] | None) -> str:
+    for metadata in metadata_sets:
+        for key, value in metadata or ():
+            if key == PEER_ID:
+                return str(value)
+    return ""
+
+
+def _channel(target: str, credentials: str) -> grpc.Channel:
+    if credentials == "insecure":
+        return grpc.insecure_channel(target)
+    return grpc.secure_channel(
+        target, grpc.xds_channel_credentials(grpc.experimental.insecure_channel_credentials())
+    )
+
+
+def _call(channel: grpc.Channel, batch: dict[str, Any], request: bytes) -> dict[str, Any]:
+    metadata = [(str(k), str(v)) for k, v in batch.get("metadata") or []]
+    timeout = float(batch.get("timeout", 5.0))
+    if batch.get("streaming"):
+        stream = channel.unary_stream(
+            batch["method"], request_serializer=_identity, response_deserializer=_identity
+        )(request, timeout=timeout, metadata=metadata)
+        count = 0
+        try:
+            for _ in stream:
+                count += 1
+            return {
+                "code": "OK",
+                "details": "",
+                "messages": count,
+                "peer": _peer(stream.initial_metadata(), stream.trailing_metadata()),
+            }
+        except grpc.RpcError as error:
+            failed: Any = error
+            return {
+                "code": failed.code().name,
+                "details": failed.details() or "",
+                "messages": count,
+                "peer": _peer(failed.initial_metadata(), failed.trailing_metadata()),
+            }
+    unary = channel.unary_unary(
+        batch["method"], request_serializer=_identity, response_deserializer=_identity
+    )
+    try:
+        _, call = unary.with_call(request, timeout=timeout, metadata=metadata)
+        return {
+            "code": "OK",
+            "details": "",
+            "messages": 1,
+            "peer": _peer(call.initial_metadata(), call.trailing_metadata()),
+        }
+    except grpc.RpcError as error:
+        failed = error
+        return {
+            "code": failed.code().name,
+            "details": failed.details() or "",
+            "messages": 0,
+            "peer": _peer(failed.initial_metadata(), failed.trailing_metadata()),
+        }
+
+
+def run(plan: list[dict[str, Any]], out: Any = sys.stdout) -> None:
+    channels: dict[tuple[str, str], grpc.Channel] = {}
+    lock = threading.Lock()
+    origin = time.monotonic()
+    for number, batch in enumerate(plan):
+        key = (batch["target"], batch.get("credentials", "xds"))
+        if key not in channels:
+            channels[key] = _channel(*key)
+        channel = channels[key]
+        request = base64.b64decode(batch.get("request_b64", ""))
+        pause = float(batch.get("pause", 0.0))
+
+        def one(
+            index: int,
+            channel: grpc.Channel = channel,
+            batch: dict[str, Any] = batch,
+            request: bytes = request,
+            number: int = number,
+            pause: float = pause,
+        ) -> None:
+            started = time.monotonic()
+            result = _call(channel, batch, request)
+            result.update(
+                batch=number,
+                index=index,
+                started=round(started - origin, 4),
+                elapsed=round(time.monotonic() - started, 4),
+            )
+            with lock:
+                out.write(json.dumps(result) + "\n")
+                out.flush()
+            if pause:
+                time.sleep(pause)
+
+        count = int(batch.get("count", 1))
+        with futures.ThreadPoolExecutor(max_workers=max(1, int(batch.get("concurrency", 1)))) as pool:
+            list(pool.map(one, range(count)))
+    for channel in channels.values():
+        channel.close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if len(arguments) != 1:
+        raise SystemExit("usage: python -m shopmesh.localmesh.probe PLAN.json  (or - for stdin)")
+    text = sys.stdin.read() if arguments[0] == "-" else open(arguments[0]).read()  # noqa: SIM115
+    run(json.loads(text))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""Child processes that cannot outlive the mesh: logs to a file, SIGTERM then SIGKILL on stop,
+and the kernel's parent-death signal so that even a killed supervisor leaves nothing behind."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    os.setsid()  # own process group: Ctrl-C reaches the supervisor only, which stops us in order
+
+
+class ManagedProcess:
+    def __init__(
+        self, name: str, argv: Sequence[str], env: Mapping[str, str], log_file: Path, cwd: Path
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.env = dict(env)
+        self.log_file = log_file
+        self.cwd = cwd
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ManagedProcess:
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("ab") as output:
+            self.process = subprocess.Popen(
+                self.argv,
+                cwd=self.cwd,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def logs(self, tail: int = 4000) -> str:
+        try:
+            return self.log_file.read_text(errors="replace")[-tail:]
+        except FileNotFoundError:
+            return ""
+
+    def wait_for_line(self, prefix: str, timeout: float) -> str:
+        """The first log line starting with `prefix`; fails with the log if the process dies."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.logs(tail=200_000).splitlines():
+                if line.startswith(prefix):
+                    return line
+            if not self.running():
+                raise RuntimeError(f"{self.name} exited ({self.returncode()}):\n{self.logs()}")
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name}: no {prefix!r} within {timeout}s:\n{self.logs()}")
+
+    def returncode(self) -> int | None:
+        return self.process.poll() if self.process else None
+
+    def signal(self, signum: int) -> None:
+        if self.running() and self.process is not None:
+            self.process.send_signal(signum)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL for the whole process group after `timeout`."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._reap_group()
+
+    def kill(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+        self._reap_group()
+
+    def _reap_group(self) -> None:
+        # A child's own children (none today) would share its process group: end them too.
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)

@@ -1,0 +1,206 @@
+"""The translator: every rule applied, the result one `Snapshot`.
+
+`translate(objects, placement)` returns a `Snapshot`: every resource by type and name. The
+same resources serve every node (clients ask by name; each pod's server listener is named by
+its own address), so the control plane keeps one snapshot and answers each stream from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+from envoy.config.core.v3 import address_pb2, health_check_pb2
+from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from envoy.config.route.v3 import route_components_pb2, route_pb2
+from google.protobuf.message import Message
+
+from shopmesh.localmesh.placement import Instance, Placement
+from shopmesh.localmesh.translate import names
+from shopmesh.localmesh.translate.clusters import clusters_for
+from shopmesh.localmesh.translate.listeners import inbound_listener, outbound_listener
+from shopmesh.localmesh.translate.objects import (
+    MeshObjects,
+    Service,
+    ServicePort,
+    TranslationError,
+    labels_match,
+    name_of,
+    namespace_of,
+)
+from shopmesh.localmesh.translate.rbac import policies_for, rbac_filters
+from shopmesh.localmesh.translate.routes import (
+    MESH_GATEWAY,
+    bound_virtual_services,
+    build_routes,
+    virtual_host_domains,
+)
+from shopmesh.localmesh.translate.tls import STRICT, downstream_transport_socket, mtls_mode
+
+__all__ = ["Snapshot", "TranslationError", "gateway_listener_name", "translate"]
+
+
+@dataclass
+class Snapshot:
+    """Every xDS resource, by type URL then resource name."""
+
+    resources: dict[str, dict[str, Message]] = field(
+        default_factory=lambda: {type_url: {} for type_url in names.TYPE_URLS}
+    )
+
+    def add(self, type_url: str, name: str, message: Message) -> None:
+        if name in self.resources[type_url]:
+            raise TranslationError(f"two {type_url.rsplit('.', 1)[-1]} resources named {name}")
+        self.resources[type_url][name] = message
+
+    def get(self, type_url: str, name: str) -> Message | None:
+        return self.resources[type_url].get(name)
+
+    def items(self) -> Iterator[tuple[str, str, Message]]:
+        for type_url, by_name in self.resources.items():
+            for name, message in sorted(by_name.items()):
+                yield type_url, name, message
+
+    def digest(self, type_url: str, name: str) -> str:
+        """A stable fingerprint of one resource, to push only what changed."""
+        message = self.resources[type_url].get(name)
+        if message is None:
+            return ""
+        return hashlib.sha256(message.SerializeToString(deterministic=True)).hexdigest()
+
+
+def _target_port(service_port: ServicePort, instance: Instance) -> int:
+    if isinstance(service_port.target_port, int) or str(service_port.target_port).isdigit():
+        return int(service_port.target_port)
+    if len(instance.ports) == 1:  # a named targetPort: the pod's one gRPC port
+        return instance.ports[0]
+    raise TranslationError(f"cannot resolve targetPort {service_port.target_port} on {instance.name}")
+
+
+def _load_assignment(
+    cluster_name: str, service: Service, port: ServicePort, instances: list[Instance]
+) -> endpoint_pb2.ClusterLoadAssignment:
+    """EDS: the pod addresses, one locality that carries a weight (gRPC refuses it without)."""
+    locality = endpoint_components_pb2.LocalityLbEndpoints(load_balancing_weight={"value": 1})
+    locality.locality.SetInParent()  # gRPC requires the field, even empty
+    for instance in instances:
+        locality.lb_endpoints.append(
+            endpoint_components_pb2.LbEndpoint(
+                endpoint=endpoint_components_pb2.Endpoint(
+                    address=address_pb2.Address(
+                        socket_address=address_pb2.SocketAddress(
+                            address=instance.address, port_value=_target_port(port, instance)
+                        )
+                    )
+                ),
+                health_status=health_check_pb2.HEALTHY,
+            )
+        )
+    return endpoint_pb2.ClusterLoadAssignment(cluster_name=cluster_name, endpoints=[locality])
+
+
+def gateway_listener_name(objects: MeshObjects) -> str | None:
+    """The API listener the ingress gateway's client asks for: `<gateway host>:<port>`."""
+    gateways = sorted(objects.of_kind("Gateway"), key=lambda gw: (namespace_of(gw), name_of(gw)))
+    for gateway in gateways:
+        for server in (gateway.get("spec") or {}).get("servers") or []:
+            return f"istio-ingressgateway.istio-system.svc.cluster.local:{int(server['port']['number'])}"
+    return None
+
+
+def _ingress_gateways(objects: MeshObjects, placement: Placement) -> list[str]:
+    """`<namespace>/<name>` of the Gateways whose selector picks the ingress pod."""
+    return [
+        f"{namespace_of(gw)}/{name_of(gw)}"
+        for gw in objects.of_kind("Gateway")
+        if labels_match((gw.get("spec") or {}).get("selector") or {}, placement.ingress.labels)
+    ]
+
+
+def translate(objects: MeshObjects, placement: Placement) -> Snapshot:
+    snapshot = Snapshot()
+    services = objects.services()
+    for service in services:
+        # Only gRPC ports reach a gRPC client's listeners (a TCP port, like PostgreSQL's,
+        # would be an Envoy TCP proxy: nothing proxyless gRPC can ask for).
+        grpc_ports = [port for port in service.ports if port.is_grpc]
+        if not grpc_ports:
+            continue
+        backing = placement.backing(service)
+        sans = sorted({instance.spiffe_id for instance in backing})
+        for service_port in grpc_ports:
+            hostname, port = service.hostname, service_port.port
+            route_name = names.route(hostname, port)
+            listener_name = names.outbound_listener(hostname, port)
+            snapshot.add(
+                names.LISTENER, listener_name, outbound_listener(listener_name, route_name, hostname, port)
+            )
+            virtual_services = bound_virtual_services(objects, MESH_GATEWAY, hostname)
+            routes = build_routes(objects, virtual_services, None if virtual_services else (hostname, port))
+            snapshot.add(
+                names.ROUTE,
+                route_name,
+                route_pb2.RouteConfiguration(
+                    name=route_name,
+                    virtual_hosts=[
+                        route_components_pb2.VirtualHost(
+                            name=listener_name, domains=virtual_host_domains(hostname, port), routes=routes
+                        )
+                    ],
+                ),
+            )
+        for cluster, subset_labels in clusters_for(objects, service, sans):
+            snapshot.add(names.CLUSTER, cluster.name, cluster)
+            port = int(cluster.name.split("|")[1])
+            service_port = next(p for p in service.ports if p.port == port)
+            members = [i for i in backing if labels_match(subset_labels, i.labels)]
+            snapshot.add(
+                names.ENDPOINT, cluster.name, _load_assignment(cluster.name, service, service_port, members)
+            )
+
+    for instance in placement.instances:
+        filters = rbac_filters(policies_for(objects, instance.namespace, instance.labels))
+        for port in instance.ports:
+            mode = mtls_mode(objects, instance.namespace, instance.labels, port)
+            socket = downstream_transport_socket() if mode == STRICT else None
+            listener = inbound_listener(instance.address, port, filters, socket)
+            snapshot.add(names.LISTENER, listener.name, listener)
+
+    gateway_listener = gateway_listener_name(objects)
+    if gateway_listener is not None:
+        _add_gateway(snapshot, objects, placement, gateway_listener)
+    return snapshot
+
+
+def _add_gateway(snapshot: Snapshot, objects: MeshObjects, placement: Placement, listener_name: str) -> None:
+    """The ingress gateway's client side: one API listener whose routes are those of every
+    VirtualService bound to a Gateway selecting the ingress pod.
+
+    Host matching is not enforced locally: Envoy would pick the virtual host by the request's
+    `:authority`, which a gRPC server in Python does not expose, so every bound VirtualService
+    shares one virtual host (`*`) in their order.
+    """
+    host, port = listener_name.rsplit(":", 1)
+    route_name = f"gateway|{port}|{host}"
+    snapshot.add(names.LISTENER, listener_name, outbound_listener(listener_name, route_name, host, int(port)))
+    virtual_services = [
+        vs
+        for gateway in _ingress_gateways(objects, placement)
+        for vs in bound_virtual_services(objects, gateway)
+    ]
+    unique = list({(namespace_of(vs), name_of(vs)): vs for vs in virtual_services}.values())
+    routes = build_routes(objects, unique, None)
+    snapshot.add(
+        names.ROUTE,
+        route_name,
+        route_pb2.RouteConfiguration(
+            name=route_name,
+            virtual_hosts=[route_components_pb2.VirtualHost(name="gateway", domains=["*"], routes=routes)],
+        ),
+    )
+
+
+def describe(snapshot: Snapshot) -> Mapping[str, list[str]]:
+    """Resource names by type, for `shopmesh mesh xds` and logs."""
+    return {type_url.rsplit(".", 1)[-1]: sorted(by_name) for type_url, by_name in snapshot.resources.items()}
