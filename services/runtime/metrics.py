@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from http.server import ThreadingHTTPServer
+from wsgiref.simple_server import WSGIServer
 
 import grpc
 import prometheus_client
@@ -83,7 +83,7 @@ class MetricsServer:
 
     def __init__(self, host: str, port: int) -> None:
         server, thread = prometheus_client.start_http_server(port, addr=host)
-        self._server: ThreadingHTTPServer = server
+        self._server: WSGIServer = server
         self._thread: threading.Thread = thread
 
     @property

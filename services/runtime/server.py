@@ -71,7 +71,7 @@ class ServiceContext:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for channel in self._channels.values():
-            await channel.close()
+            await channel.close(None)  # shutdown waited for our calls already
         await self.database.dispose()
 
 

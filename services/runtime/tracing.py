@@ -8,6 +8,7 @@ for it (OTEL_TRACES_EXPORTER, or an OTEL_EXPORTER_OTLP_*ENDPOINT).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 
@@ -22,6 +23,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from services.runtime.config import ConfigError
 
+log = logging.getLogger(__name__)
 _configured = False
 
 
@@ -56,8 +58,13 @@ def _exporter(env: Mapping[str, str]) -> SpanExporter | None:
         return ConsoleSpanExporter()
     if name not in ("", "otlp"):
         raise ConfigError("OTEL_TRACES_EXPORTER", f"{name!r} is not one of otlp, console, none")
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
+    try:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    except ImportError as error:
+        # Telemetry must not take the service down. (Seen: xds-protos installed after
+        # opentelemetry-proto overwrites its *_pb2 files with older ones.)
+        log.error("OTLP trace export is configured but unavailable, spans are not exported: %s", error)
+        return None
     return OTLPSpanExporter()  # endpoint, headers, TLS: from the OTEL_EXPORTER_OTLP_* variables
 
 

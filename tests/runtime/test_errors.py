@@ -105,3 +105,13 @@ def test_untrusted_strings_are_clipped_so_the_status_fits_a_header() -> None:
 def test_invalid_argument_needs_a_violation() -> None:
     with pytest.raises(ValueError, match="at least one"):
         errors.InvalidArgument([])
+
+
+async def test_a_message_over_the_size_limit_is_refused(probe_server) -> None:
+    limit = probe_server.settings.max_message_bytes
+    async with probe_server.channel() as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as failure:
+            await payment_pb2_grpc.PaymentServiceStub(channel).Charge(
+                pb.ChargeRequest(payment_token="t" * (limit + 1)), timeout=10
+            )
+    assert failure.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -141,10 +141,20 @@ def test_real_error_replies_are_trailers_only(mesh) -> None:
             order_pb2.GetOrderRequest(order_id="nope"),
         )
     )
+    # A server-streaming method that fails before its first message is Trailers-Only too.
+    unwatchable = asyncio.run(
+        raw_unary_call(
+            mesh["order"].address,
+            "/shop.order.v1.OrderService/WatchOrder",
+            order_pb2.WatchOrderRequest(order_id="nope"),
+        )
+    )
     assert invalid.headers.get("grpc-status") == "3"
     assert missing.headers.get("grpc-status") == "5"
+    assert unwatchable.headers.get("grpc-status") == "5"
     assert invalid.trailers_only
     assert missing.trailers_only
+    assert unwatchable.trailers_only
 
 
 def test_grpcurl_lists_a_real_service(mesh) -> None:
