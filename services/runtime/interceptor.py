@@ -4,7 +4,7 @@ It runs inside OpenTelemetry's interceptor (so the span is current and logs carr
 and wraps every handler, the service's own and health/reflection alike.
 
 Error replies must be Trailers-Only (grpc-status in the one HEADERS frame): nothing here sends
-initial metadata, and a domain error is turned into `context.abort_with_status` before any
+initial metadata, and a domain error is turned into `context.abort(...)` before any
 message goes out, which grpc core then sends as a Trailers-Only response.
 """
 
@@ -154,7 +154,7 @@ class _ObservedCall:
         if isinstance(error, ShopError):
             status = to_grpc_status(error, service=self.service)
             self._finish(status.code, reason=getattr(error, "reason", None))
-            await self.grpc_context.abort_with_status(status)
+            await self._abort(status)
         if isinstance(error, grpc.aio.AbortError):  # the handler aborted by itself
             self._finish(self.grpc_context.code() or grpc.StatusCode.UNKNOWN)
             raise error
@@ -164,8 +164,13 @@ class _ObservedCall:
             self._finish(grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED)
             raise error
         self._finish(grpc.StatusCode.INTERNAL, error=error)
-        await self.grpc_context.abort_with_status(internal_status())
-        raise AssertionError("abort_with_status returned")  # pragma: no cover - abort always raises
+        await self._abort(internal_status())
+
+    async def _abort(self, status: grpc.Status) -> NoReturn:
+        # context.abort rather than abort_with_status: OpenTelemetry's context wrapper only
+        # intercepts abort(), and that is how the span learns the call's status.
+        await self.grpc_context.abort(status.code, status.details, status.trailing_metadata)
+        raise AssertionError("abort returned")  # pragma: no cover - abort always raises
 
     def _finish(
         self, code: grpc.StatusCode, *, reason: str | None = None, error: BaseException | None = None

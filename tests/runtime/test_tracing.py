@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import grpc
+import pytest
 
 from services.runtime.tracing import _exporter
 from shop.payment.v1 import payment_pb2 as pb
@@ -21,6 +22,7 @@ from shop.payment.v1 import payment_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[2]
 TRACE = "5b8aa5a2d2c872e8321cf37308d69df2"
+FAILED_TRACE = "6c9bb6b3e3d983f9432d048419e7ae03"
 PARENT = "00f067aa0ba902b7"
 
 
@@ -42,11 +44,18 @@ async def test_configured_export_carries_the_callers_trace(launch_service) -> No
         command=[sys.executable, "-m", "runtime.probe_service"],
     )
     async with grpc.aio.insecure_channel(service.address) as channel:
-        await payment_pb2_grpc.PaymentServiceStub(channel).Charge(
+        stub = payment_pb2_grpc.PaymentServiceStub(channel)
+        await stub.Charge(
             pb.ChargeRequest(payment_token="tok_visa"),
             metadata=[("traceparent", f"00-{TRACE}-{PARENT}-01")],
             timeout=5,
         )
+        with pytest.raises(grpc.aio.AioRpcError):
+            await stub.Charge(
+                pb.ChargeRequest(payment_token="tok_unavailable"),
+                metadata=[("traceparent", f"00-{FAILED_TRACE}-{PARENT}-01")],
+                timeout=5,
+            )
     service.signal(signal.SIGTERM)  # shutdown flushes the batch of spans
     assert await asyncio.to_thread(service.wait, 15) == 0
     spans = [span for span in _console_spans(service.logs()) if span["context"]["trace_id"] == f"0x{TRACE}"]
@@ -54,6 +63,12 @@ async def test_configured_export_carries_the_callers_trace(launch_service) -> No
     assert spans[0]["parent_id"] == f"0x{PARENT}"
     assert spans[0]["kind"] == "SpanKind.SERVER"
     assert spans[0]["resource"]["attributes"]["service.name"] == "payment"
+    # A mapped domain error reaches the span as its status (UNAVAILABLE is an error on a server).
+    failed = [
+        span for span in _console_spans(service.logs()) if span["context"]["trace_id"] == f"0x{FAILED_TRACE}"
+    ]
+    assert failed[0]["status"]["status_code"] == "ERROR"
+    assert failed[0]["attributes"]["rpc.grpc.status_code"] == grpc.StatusCode.UNAVAILABLE.value[0]
 
 
 def _console_spans(output: str) -> list[dict]:
