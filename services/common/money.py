@@ -50,3 +50,17 @@ class Money:
 
     def to_proto(self) -> money_pb2.Money:
         return money_pb2.Money(currency_code=self.currency_code, minor_units=self.minor_units)
+
+
+@dataclass(frozen=True)
+class PricedLine:
+    """Units of one product at one unit price: a reservation's line, and so an order's."""
+
+    product_id: str
+    product_name: str
+    quantity: int
+    unit_price: Money
+
+    @property
+    def line_total(self) -> Money:
+        return self.unit_price * self.quantity

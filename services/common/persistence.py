@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, Table, TypeDecorator
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.runtime.errors import NotFound
+
+T = TypeVar("T")
 
 #: What a use case needs to open one transaction: `Database.session` of services/runtime.
 SessionFactory = Callable[[], AbstractAsyncContextManager[AsyncSession]]
@@ -50,3 +54,10 @@ async def insert_if_absent(session: AsyncSession, table: Table, values: Mapping[
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     result = await session.execute(insert(table).values(**values).on_conflict_do_nothing())
     return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def found(resource: T | None, resource_type: str, name: str) -> T:
+    """The resource a repository returned, or NOT_FOUND naming what was asked for."""
+    if resource is None:
+        raise NotFound(resource_type, name)
+    return resource

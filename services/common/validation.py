@@ -43,3 +43,11 @@ def page_token(violations: Violations, field: str, token: str, scope: str) -> st
         for violation in invalid.violations:
             violations.add(violation.field, violation.description)
         return None
+
+
+def require_identifier(field: str, value: str) -> str:
+    """For a request that only names a resource: its identifier, or INVALID_ARGUMENT."""
+    violations = Violations()
+    violations.identifier(field, value)
+    violations.raise_if_any()
+    return value

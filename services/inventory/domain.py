@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from services.common.money import Money
+from services.common.money import Money, PricedLine
 from services.runtime.errors import AlreadyExists, FailedPrecondition
 
 
@@ -38,16 +38,8 @@ class ReservationStatus(enum.Enum):
     RELEASED = "RELEASED"
 
 
-@dataclass(frozen=True)
-class ReservedLine:
-    product_id: str
-    product_name: str
-    quantity: int
-    unit_price: Money
-
-    @property
-    def line_total(self) -> Money:
-        return self.unit_price * self.quantity
+#: A reserved line, priced by the catalog at reservation time.
+ReservedLine = PricedLine
 
 
 @dataclass

@@ -5,10 +5,10 @@ from __future__ import annotations
 import grpc
 
 from services.common.messages import timestamp
-from services.common.validation import check_items, page_token
+from services.common.pagination import cut_page
+from services.common.validation import check_items, page_token, require_identifier
 from services.inventory.domain import Product, Reservation, StockRequest
 from services.inventory.stock import Stock
-from services.runtime.pagination import encode_page_token
 from services.runtime.validation import Violations
 from shop.inventory.v1 import inventory_pb2 as pb
 from shop.inventory.v1 import inventory_pb2_grpc
@@ -61,21 +61,14 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         page_size = violations.page_size("page_size", request.page_size)
         after = page_token(violations, "page_token", request.page_token, _PRODUCTS_SCOPE)
         violations.raise_if_any()
-        # One extra row tells whether another page follows, without a count query.
         products = await self.stock.list_products(after, page_size + 1)
-        page = products[:page_size]
-        more = len(products) > page_size
-        return pb.ListProductsResponse(
-            products=[product_message(product) for product in page],
-            next_page_token=encode_page_token(_PRODUCTS_SCOPE, page[-1].product_id) if more else "",
-        )
+        page, token = cut_page(products, page_size, _PRODUCTS_SCOPE, lambda product: product.product_id)
+        return pb.ListProductsResponse(products=[product_message(p) for p in page], next_page_token=token)
 
     async def GetProduct(
         self, request: pb.GetProductRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetProductResponse:
-        violations = Violations()
-        violations.identifier("product_id", request.product_id)
-        violations.raise_if_any()
+        require_identifier("product_id", request.product_id)
         return pb.GetProductResponse(
             product=product_message(await self.stock.get_product(request.product_id))
         )
@@ -94,15 +87,13 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     async def ReleaseReservation(
         self, request: pb.ReleaseReservationRequest, context: grpc.aio.ServicerContext
     ) -> pb.ReleaseReservationResponse:
-        _require_reservation_id(request.reservation_id)
-        reservation = await self.stock.release(request.reservation_id)
+        reservation = await self.stock.release(require_identifier("reservation_id", request.reservation_id))
         return pb.ReleaseReservationResponse(reservation=reservation_message(reservation))
 
     async def CommitReservation(
         self, request: pb.CommitReservationRequest, context: grpc.aio.ServicerContext
     ) -> pb.CommitReservationResponse:
-        _require_reservation_id(request.reservation_id)
-        reservation = await self.stock.commit(request.reservation_id)
+        reservation = await self.stock.commit(require_identifier("reservation_id", request.reservation_id))
         return pb.CommitReservationResponse(reservation=reservation_message(reservation))
 
     async def AdjustStock(
@@ -118,9 +109,3 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         violations.raise_if_any()
         product = await self.stock.adjust(request.product_id, request.delta, request.reason)
         return pb.AdjustStockResponse(product=product_message(product))
-
-
-def _require_reservation_id(reservation_id: str) -> None:
-    violations = Violations()
-    violations.identifier("reservation_id", reservation_id)
-    violations.raise_if_any()

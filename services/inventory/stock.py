@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from prometheus_client import Counter
 
 from services.common.money import Money
-from services.common.persistence import SessionFactory, utc_now
+from services.common.persistence import SessionFactory, found, utc_now
 from services.inventory.domain import (
     Product,
     Reservation,
@@ -45,10 +45,7 @@ class Stock:
 
     async def get_product(self, product_id: str) -> Product:
         async with self.sessions() as session:
-            product = await InventoryRepository(session).get_product(product_id)
-        if product is None:
-            raise NotFound("product", product_id)
-        return product
+            return found(await InventoryRepository(session).get_product(product_id), "product", product_id)
 
     async def list_products(self, after: str | None, limit: int) -> list[Product]:
         """Up to `limit` products after `after`, ordered by product id."""

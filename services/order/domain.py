@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from services.common.money import Money
+from services.common.money import Money, PricedLine
 from services.runtime.errors import AlreadyExists, FailedPrecondition
 
 
@@ -71,18 +71,8 @@ class Item:
     quantity: int
 
 
-@dataclass(frozen=True)
-class Line:
-    """An item priced by inventory when its stock was reserved."""
-
-    product_id: str
-    product_name: str
-    quantity: int
-    unit_price: Money
-
-    @property
-    def line_total(self) -> Money:
-        return self.unit_price * self.quantity
+#: An item priced by inventory when its stock was reserved.
+Line = PricedLine
 
 
 TERMINAL = frozenset({OrderStatus.CONFIRMED, OrderStatus.REJECTED, OrderStatus.CANCELLED, OrderStatus.FAILED})

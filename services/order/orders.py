@@ -10,11 +10,11 @@ from datetime import datetime
 from typing import Any
 
 from services.common.idempotency import fingerprint
-from services.common.persistence import SessionFactory, utc_now
+from services.common.persistence import SessionFactory, found, utc_now
 from services.order.domain import TERMINAL, DependencyCode, DependencyFailed, Item, Order, OrderStatus
 from services.order.saga import OrderEvents, Saga, Superseded, forward_lease
 from services.order.store import OrderRepository
-from services.runtime.errors import DeadlineExceeded, NotFound, Unavailable
+from services.runtime.errors import DeadlineExceeded, Unavailable
 
 #: How often a waiter re-reads an order that another replica may be driving.
 POLL_SECONDS = 0.5
@@ -112,10 +112,7 @@ class Orders:
 
     async def get(self, order_id: str) -> Order:
         async with self.sessions() as session:
-            order = await OrderRepository(session).get(order_id)
-        if order is None:
-            raise NotFound("order", order_id)
-        return order
+            return found(await OrderRepository(session).get(order_id), "order", order_id)
 
     async def list(self, customer_id: str, before: tuple[datetime, str] | None, limit: int) -> list[Order]:
         async with self.sessions() as session:

@@ -8,10 +8,10 @@ from datetime import datetime
 import grpc
 
 from services.common.messages import timestamp
-from services.common.validation import check_items, page_token
+from services.common.pagination import cut_page
+from services.common.validation import check_items, page_token, require_identifier
 from services.order.domain import Item, Order
 from services.order.orders import NewOrder, Orders
-from services.runtime.pagination import encode_page_token
 from services.runtime.validation import Violations
 from shop.order.v1 import order_pb2 as pb
 from shop.order.v1 import order_pb2_grpc
@@ -52,13 +52,6 @@ def order_message(order: Order) -> pb.Order:
         create_time=timestamp(order.create_time),
         update_time=timestamp(order.update_time),
     )
-
-
-def _order_id(order_id: str) -> str:
-    violations = Violations()
-    violations.identifier("order_id", order_id)
-    violations.raise_if_any()
-    return order_id
 
 
 def _listing_scope(customer_id: str) -> str:
@@ -104,7 +97,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     async def GetOrder(
         self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetOrderResponse:
-        order = await self.orders.get(_order_id(request.order_id))
+        order = await self.orders.get(require_identifier("order_id", request.order_id))
         return pb.GetOrderResponse(order=order_message(order))
 
     async def ListOrders(
@@ -115,18 +108,12 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         page_size = violations.page_size("page_size", request.page_size)
         before = _position(violations, request.page_token, request.customer_id)
         violations.raise_if_any()
-        # One extra row tells whether another page follows.
         orders = await self.orders.list(request.customer_id, before, page_size + 1)
-        page = orders[:page_size]
-        next_token = ""
-        if len(orders) > page_size:
-            last = page[-1]
-            next_token = encode_page_token(
-                _listing_scope(request.customer_id), f"{last.create_time.isoformat()}|{last.order_id}"
-            )
-        return pb.ListOrdersResponse(
-            orders=[order_message(order) for order in page], next_page_token=next_token
-        )
+        page, token = cut_page(
+            orders, page_size, _listing_scope(request.customer_id),
+            lambda order: f"{order.create_time.isoformat()}|{order.order_id}",
+        )  # fmt: skip
+        return pb.ListOrdersResponse(orders=[order_message(order) for order in page], next_page_token=token)
 
     async def CancelOrder(
         self, request: pb.CancelOrderRequest, context: grpc.aio.ServicerContext
@@ -141,5 +128,5 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     async def WatchOrder(
         self, request: pb.WatchOrderRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchOrderResponse]:
-        async for order in self.orders.watch(_order_id(request.order_id)):
+        async for order in self.orders.watch(require_identifier("order_id", request.order_id)):
             yield pb.WatchOrderResponse(order=order_message(order))

@@ -6,6 +6,7 @@ import grpc
 
 from services.common.messages import timestamp
 from services.common.money import Money
+from services.common.validation import require_identifier
 from services.payment.domain import Payment
 from services.payment.payments import ChargeRequest, Payments, RefundRequest
 from services.runtime.validation import Violations
@@ -91,7 +92,5 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
     async def GetPayment(
         self, request: pb.GetPaymentRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetPaymentResponse:
-        violations = Violations()
-        violations.identifier("payment_id", request.payment_id)
-        violations.raise_if_any()
-        return pb.GetPaymentResponse(payment=payment_message(await self.payments.get(request.payment_id)))
+        payment = await self.payments.get(require_identifier("payment_id", request.payment_id))
+        return pb.GetPaymentResponse(payment=payment_message(payment))

@@ -94,7 +94,7 @@ def _charge_amount(request: Any, data: st.DataObject) -> set[str]:
         request.amount.currency_code = data.draw(bad_currencies)
         return {"amount.currency_code"}
     request.amount.minor_units = data.draw(
-        st.integers(-(2**63), 0) if choice == "low" else st.integers(10**8 + 1)
+        st.integers(-(2**63), 0) if choice == "low" else st.integers(10**8 + 1, 2**63 - 1)
     )
     return {"amount.minor_units"}
 

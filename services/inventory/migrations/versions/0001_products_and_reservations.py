@@ -1,20 +1,15 @@
 """Products and two-phase stock reservations.
 
-Revision ID: 0001
-Revises:
+The first revision of this service's schema.
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 from services.common.persistence import UtcDateTime
 
-revision: str = "0001"
-down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0001"
+down_revision = None
 
 
 def upgrade() -> None:
