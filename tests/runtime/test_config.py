@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from fixtures.ports import free_port
 
 from services.runtime.config import ConfigError, Settings
 
@@ -68,19 +69,33 @@ def test_an_unknown_service_is_refused() -> None:
         Settings.from_environment("shipping", {})
 
 
-def test_shopmesh_serve_exits_with_one_line_naming_the_variable() -> None:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SHOPMESH_")}
-    result = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "shopmesh"), "serve", "payment"],
-        env={**env, "SHOPMESH_DRAIN_SECONDS": "abc"},
+def shopmesh(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("SHOPMESH_")}
+    return subprocess.run(
+        [str(REPO / ".venv" / "bin" / "shopmesh"), *args],
+        env={**clean, **env},
         capture_output=True,
         text=True,
         timeout=60,
         cwd=REPO,
         check=False,
     )
+
+
+def test_shopmesh_serve_exits_with_one_line_naming_the_variable() -> None:
+    result = shopmesh("serve", "payment", SHOPMESH_DRAIN_SECONDS="abc")
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "SHOPMESH_DRAIN_SECONDS" in lines[0]
     assert "'abc'" in lines[0]
+
+
+def test_shopmesh_migrate_says_in_one_line_that_the_database_is_unreachable() -> None:
+    url = f"postgresql+asyncpg://payment:pw@127.0.0.1:{free_port()}/payment"  # nothing listens there
+    result = shopmesh("migrate", "payment", SHOPMESH_DATABASE_URL=url)
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        == "shopmesh migrate payment: the database is unreachable: ConnectionRefusedError"
+    )
