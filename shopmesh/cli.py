@@ -17,6 +17,9 @@ COMMANDS: dict[str, str] = {
     "methods": "shopmesh.commands.methods:register",
     "serve": "shopmesh.commands.serve:register",
     "migrate": "shopmesh.commands.migrate:register",
+    "lint": "shopmesh.commands.lint:register",
+    "authz": "shopmesh.commands.authz:register",
+    "topology": "shopmesh.commands.topology:register",
 }
 
 

@@ -1,0 +1,277 @@
+"""Do the pieces agree? Retries against idempotency, DestinationRules against the design,
+Sidecar egress and NetworkPolicies against the calls the AuthorizationPolicies allow.
+Only this project can check these: they need proto/'s semantics and the whole picture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from shopmesh.contracts import CONTRACTS, methods_of
+from shopmesh.manifests.authz import Caller, Request, allowed
+from shopmesh.manifests.model import Inventory, Resource, Workload, fqdn, namespace_resource, selects
+
+#: Methods a repeat would apply twice (proto/shop/inventory/v1/inventory.proto: "Not
+#: idempotent, so the mesh never retries it"). Every other method is read-only or keyed by a
+#: caller-chosen id (request_id, reservation_id, idempotency_key).
+NON_IDEMPOTENT_PATHS = frozenset({"/shop.inventory.v1.InventoryService/AdjustStock"})
+OUTLIER_FIELDS = (
+    "consecutive5xxErrors",
+    "consecutiveGatewayErrors",
+    "interval",
+    "baseEjectionTime",
+    "maxEjectionPercent",
+)
+
+
+def _uri_admits(match: Mapping[str, Any], path: str) -> bool:
+    uri = match.get("uri")
+    if not uri:
+        return True
+    if "exact" in uri:
+        return bool(uri["exact"] == path)
+    if "prefix" in uri:
+        return path.startswith(uri["prefix"])
+    return True  # a regex: assume it may carry the method (the safe side for this check)
+
+
+def _route_admits(route: Mapping[str, Any], path: str) -> tuple[bool, bool]:
+    """(may carry the path, certainly captures it: later routes never see it)."""
+    matches = route.get("match") or [{}]
+    admitting = [m for m in matches if _uri_admits(m, path)]
+    unconditional = any(set(m) <= {"uri", "name"} for m in admitting)
+    return bool(admitting), unconditional
+
+
+def _retries_disabled(route: Mapping[str, Any]) -> bool:
+    retries = route.get("retries")
+    return retries is not None and retries.get("attempts", 0) == 0
+
+
+def retries_on_non_idempotent(inventory: Inventory) -> None:
+    """SHM0201: a route that can carry a non-idempotent method must say `attempts: 0`, since
+    Istio retries every route by default (2 attempts, including on UNAVAILABLE)."""
+    for vs in inventory.of_kind("VirtualService"):
+        for service in CONTRACTS:
+            host = fqdn(service, "shop")
+            routes = [
+                r
+                for r in vs.spec.get("http") or []
+                if any(
+                    fqdn(d.get("destination", {}).get("host", ""), vs.namespace) == host
+                    for d in r.get("route") or []
+                )
+            ]
+            for method in methods_of(service):
+                if method.path not in NON_IDEMPOTENT_PATHS:
+                    continue
+                for route in routes:
+                    carries, captures = _route_admits(route, method.path)
+                    if carries and not _retries_disabled(route):
+                        inventory.report(
+                            "SHM0201",
+                            vs,
+                            f"route {route.get('name', '(unnamed)')!r} may retry {method.path}, which is not "
+                            "idempotent: set retries.attempts: 0",
+                        )
+                    if captures:
+                        break
+
+
+def destination_rules(inventory: Inventory) -> None:
+    """SHM0202: each gRPC service has a DestinationRule with ISTIO_MUTUAL, a connection pool
+    and outlier detection on both 5xx and gateway errors."""
+    rules = {fqdn(dr.spec.get("host", ""), dr.namespace): dr for dr in inventory.of_kind("DestinationRule")}
+    for service in inventory.of_kind("Service"):
+        if service.name not in CONTRACTS:
+            continue
+        dr = rules.get(fqdn(service.name, service.namespace))
+        if dr is None:
+            inventory.report("SHM0202", service, "no DestinationRule for this gRPC service")
+            continue
+        policy = dr.spec.get("trafficPolicy") or {}
+        gaps = []
+        if (policy.get("tls") or {}).get("mode") != "ISTIO_MUTUAL":
+            gaps.append("tls.mode ISTIO_MUTUAL")
+        if not policy.get("connectionPool"):
+            gaps.append("connectionPool")
+        outlier = policy.get("outlierDetection") or {}
+        gaps += [f"outlierDetection.{f}" for f in OUTLIER_FIELDS if f not in outlier]
+        if gaps:
+            inventory.report("SHM0202", dr, f"trafficPolicy lacks {', '.join(gaps)}")
+
+
+def _target_port(service: Resource, workload: Workload) -> int | None:
+    """The container port a Service's first port reaches on this workload."""
+    ports = service.spec.get("ports") or []
+    if not ports:
+        return None
+    target = ports[0].get("targetPort", ports[0].get("port"))
+    if isinstance(target, int):
+        return target
+    for container in workload.containers(init=False):
+        for port in container.get("ports") or []:
+            if port.get("name") == target:
+                return int(port["containerPort"])
+    return None
+
+
+def mesh_edges(inventory: Inventory) -> Iterator[tuple[Workload, Workload, Resource, int]]:
+    """(caller, callee, callee's Service, port) for every pair of rendered workloads where the
+    AuthorizationPolicies let the caller make at least one call."""
+    policies = inventory.of_kind("AuthorizationPolicy")
+    for service in inventory.of_kind("Service"):
+        paths: list[str | None] = (
+            [m.path for m in methods_of(service.name)] if service.name in CONTRACTS else [None]
+        )
+        for callee in inventory.workloads_selected(
+            service.namespace, service.spec.get("selector") or {"": ""}
+        ):
+            port = _target_port(service, callee)
+            if port is None:
+                continue
+            for caller in inventory.workloads:
+                identity = Caller(caller.app, caller.principal)
+                if any(allowed(policies, callee, Request(identity, path, port)) for path in paths):
+                    yield caller, callee, service, port
+
+
+def _egress_covers(hosts: list[str], namespace: str, target: str) -> bool:
+    for entry in hosts:
+        entry_namespace, _, host = entry.rpartition("/")
+        if entry_namespace not in (".", "*", namespace, ""):
+            continue
+        if host == "*" or fqdn(host, namespace) == target:
+            return True
+    return False
+
+
+def sidecar_egress(inventory: Inventory) -> None:
+    """SHM0203 for an allowed call a Sidecar's egress omits (the call would fail with
+    REGISTRY_ONLY, or reach the passthrough cluster), and KIA1004 for an egress host no
+    Service matches (Kiali sidecar.egress.servicenotfound)."""
+    services = inventory.services_by_fqdn()
+    sidecars = inventory.of_kind("Sidecar")
+    for sidecar in sidecars:
+        for egress in sidecar.spec.get("egress") or []:
+            for entry in egress.get("hosts") or []:
+                entry_namespace, _, host = entry.rpartition("/")
+                if "*" in host or entry_namespace not in (".", sidecar.namespace):
+                    continue
+                if fqdn(host, sidecar.namespace) not in services:
+                    inventory.report(
+                        "KIA1004",
+                        sidecar,
+                        f'This host has no matching entry in the service registry: "{entry}"',
+                    )
+    for caller, _callee, service, _port in mesh_edges(inventory):
+        for sidecar in sidecars:
+            labels = (sidecar.spec.get("workloadSelector") or {}).get("labels")
+            if sidecar.namespace != caller.namespace or not selects(labels, caller.labels):
+                continue
+            hosts = [h for e in sidecar.spec.get("egress") or [] for h in e.get("hosts") or []]
+            target = fqdn(service.name, service.namespace)
+            if not _egress_covers(hosts, sidecar.namespace, target):
+                inventory.report(
+                    "SHM0203", sidecar, f"egress omits {target}, which {caller.owner.ref} may call"
+                )
+
+
+def _namespace_labels(inventory: Inventory, namespace: str) -> dict[str, str]:
+    rendered = next((dict(n.labels) for n in inventory.of_kind("Namespace") if n.name == namespace), {})
+    return {**rendered, "kubernetes.io/metadata.name": namespace}
+
+
+def _peer_matches(inventory: Inventory, peer: Mapping[str, Any], policy: Resource, other: Workload) -> bool:
+    if "ipBlock" in peer:
+        return False
+    namespace_selector = peer.get("namespaceSelector")
+    if namespace_selector is None:
+        in_namespace = other.namespace == policy.namespace
+    else:
+        in_namespace = selects(
+            namespace_selector.get("matchLabels"), _namespace_labels(inventory, other.namespace)
+        )
+    pod_selector = peer.get("podSelector") or {}
+    return in_namespace and selects(pod_selector.get("matchLabels"), other.labels)
+
+
+def _network_allows(
+    inventory: Inventory, direction: str, subject: Workload, other: Workload, port: int
+) -> bool:
+    """Kubernetes NetworkPolicy semantics, for one direction ("Ingress"/"Egress")."""
+    peers_key, rules_key = ("from", "ingress") if direction == "Ingress" else ("to", "egress")
+    policies = [
+        p
+        for p in inventory.of_kind("NetworkPolicy")
+        if p.namespace == subject.namespace
+        and direction in (p.spec.get("policyTypes") or ["Ingress"])
+        and selects((p.spec.get("podSelector") or {}).get("matchLabels"), subject.labels)
+    ]
+    if not policies:
+        return True
+    for policy in policies:
+        for rule in policy.spec.get(rules_key) or []:
+            peers = rule.get(peers_key)
+            ports = rule.get("ports")
+            peer_ok = peers is None or any(_peer_matches(inventory, peer, policy, other) for peer in peers)
+            port_ok = ports is None or any(p.get("port") in (None, port) for p in ports)
+            if peer_ok and port_ok:
+                return True
+    return False
+
+
+def network_policies(inventory: Inventory) -> None:
+    """SHM0206 without a default deny; SHM0204 when a call the mesh allows is blocked;
+    SHM0205 when rendered workloads may connect although the mesh allows them nothing."""
+    for namespace in {w.namespace for w in inventory.workloads}:
+        if not any(
+            p.namespace == namespace
+            and not (p.spec.get("podSelector") or {}).get("matchLabels")
+            and {"Ingress", "Egress"} <= set(p.spec.get("policyTypes") or [])
+            and not p.spec.get("ingress")
+            and not p.spec.get("egress")
+            for p in inventory.of_kind("NetworkPolicy")
+        ):
+            inventory.report(
+                "SHM0206", namespace_resource(namespace), "no default-deny NetworkPolicy (Ingress and Egress)"
+            )
+    allowed_edges = {
+        (caller.owner.ref, callee.owner.ref, port) for caller, callee, _s, port in mesh_edges(inventory)
+    }
+    for caller, callee, service, port in mesh_edges(inventory):
+        if not (
+            _network_allows(inventory, "Egress", caller, callee, port)
+            and _network_allows(inventory, "Ingress", callee, caller, port)
+        ):
+            inventory.report(
+                "SHM0204",
+                service,
+                f"NetworkPolicies block {caller.owner.ref} -> {callee.owner.ref}:{port}, "
+                "which the mesh allows",
+            )
+    for service in inventory.of_kind("Service"):
+        for callee in inventory.workloads_selected(
+            service.namespace, service.spec.get("selector") or {"": ""}
+        ):
+            port = _target_port(service, callee)
+            for caller in inventory.workloads:
+                if (
+                    caller is callee
+                    or port is None
+                    or (caller.owner.ref, callee.owner.ref, port) in allowed_edges
+                ):
+                    continue
+                if _network_allows(inventory, "Egress", caller, callee, port) and _network_allows(
+                    inventory, "Ingress", callee, caller, port
+                ):
+                    inventory.report(
+                        "SHM0205",
+                        service,
+                        f"NetworkPolicies let {caller.owner.ref} reach {callee.owner.ref}:{port}, "
+                        "which no AuthorizationPolicy allows",
+                    )
+
+
+ANALYZERS = (retries_on_non_idempotent, destination_rules, sidecar_egress, network_policies)

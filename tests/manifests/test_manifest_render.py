@@ -1,0 +1,98 @@
+"""`kubectl kustomize` renders k8s/, istio/ and every overlay, with the objects the design needs."""
+
+from __future__ import annotations
+
+from collections import Counter
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shopmesh.manifests import render
+from shopmesh.manifests.render import RenderError, kustomize
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+KUSTOMIZATIONS = sorted(
+    str(path.parent.relative_to(REPOSITORY))
+    for top in ("k8s", "istio")
+    for path in [
+        REPOSITORY / top / "kustomization.yaml",
+        *(REPOSITORY / top / "overlays").glob("*/kustomization.yaml"),
+    ]
+)
+
+
+@cache
+def rendered(directory: str) -> list[dict[str, Any]]:
+    return kustomize(REPOSITORY / directory)
+
+
+def test_every_top_level_directory_and_overlay_is_listed() -> None:
+    assert KUSTOMIZATIONS == ["istio", "istio/overlays/canary", "k8s", "k8s/overlays/canary"]
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZATIONS)
+def test_kustomize_renders(directory: str) -> None:
+    docs = rendered(directory)
+    assert docs, f"{directory} rendered nothing"
+    assert all(doc["metadata"].get("namespace") == "shop" for doc in docs if doc["kind"] != "Namespace")
+
+
+def _kinds(directory: str) -> Counter[str]:
+    return Counter(doc["kind"] for doc in rendered(directory))
+
+
+def test_default_deployment_has_every_required_object() -> None:
+    kinds = _kinds("k8s")
+    assert kinds["Namespace"] == 1
+    assert kinds["ServiceAccount"] == 5  # order, inventory, payment, postgres, operator
+    assert kinds["Deployment"] == 3
+    assert kinds["StatefulSet"] == 1
+    assert kinds["Service"] == 4
+    assert kinds["PodDisruptionBudget"] == 3
+    assert kinds["HorizontalPodAutoscaler"] == 3
+    assert kinds["NetworkPolicy"] >= 4
+    assert kinds["Secret"] == 0, "no credentials are committed"
+
+
+def test_canary_overlay_adds_order_v2_only() -> None:
+    base = {(d["kind"], d["metadata"]["name"]) for d in rendered("k8s")}
+    canary = {(d["kind"], d["metadata"]["name"]): d for d in rendered("k8s/overlays/canary")}
+    assert set(canary) - base == {("Deployment", "order-v2")}
+    labels = canary[("Deployment", "order-v2")]["spec"]["template"]["metadata"]["labels"]
+    assert labels["app"] == "order"
+    assert labels["version"] == "v2"
+
+
+def test_istio_renders_every_kind() -> None:
+    assert set(_kinds("istio")) == {
+        "PeerAuthentication",
+        "AuthorizationPolicy",
+        "DestinationRule",
+        "VirtualService",
+        "Gateway",
+        "Sidecar",
+        "Telemetry",
+    }
+
+
+def test_stacks_pair_overlays_by_name(repository: Path) -> None:
+    stacks = {
+        s.name: [str(d.relative_to(repository)) for d in s.directories]
+        for s in render.discover_stacks(repository)
+    }
+    assert stacks == {"default": ["k8s", "istio"], "canary": ["k8s/overlays/canary", "istio/overlays/canary"]}
+
+
+def test_missing_kubectl_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(render.sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(RenderError, match="kubectl not found"):
+        render.find_kubectl()
+
+
+def test_kustomize_failure_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
+    with pytest.raises(RenderError, match="kubectl kustomize"):
+        kustomize(tmp_path)
