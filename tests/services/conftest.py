@@ -60,22 +60,29 @@ def backend(request: pytest.FixtureRequest) -> tuple[Stack, Clients]:
     return request.getfixturevalue(f"{name}_stack"), request.getfixturevalue(f"{name}_clients")
 
 
-@pytest.fixture
-async def proxied_order(sqlite_stack: Stack, tmp_path: Path) -> AsyncIterator[ProxiedOrder]:
-    inventory = await HoldingProxy(sqlite_stack.processes["inventory"].address).start()
-    payment = await HoldingProxy(sqlite_stack.processes["payment"].address).start()
-    url = f"sqlite+aiosqlite:///{tmp_path / 'order.db'}"
+@pytest.fixture(params=["sqlite", "postgres"])
+async def proxied_order(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ProxiedOrder]:
+    """An order process of the test's own (fresh database) behind proxies to the backend's stack."""
+    backend: str = request.param
+    shared: Stack = request.getfixturevalue(f"{backend}_stack")
+    inventory = await HoldingProxy(shared.processes["inventory"].address).start()
+    payment = await HoldingProxy(shared.processes["payment"].address).start()
+    if backend == "postgres":
+        url = request.getfixturevalue("postgres").create_database(unique_name("order"))
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'order.db'}"
     env = {
         "SHOPMESH_DATABASE_URL": url,
+        "SHOPMESH_MIGRATE_ON_START": "true",
         "SHOPMESH_INVENTORY_TARGET": inventory.address,
         "SHOPMESH_PAYMENT_TARGET": payment.address,
     }
     process = ServiceProcess("order", env).start()
-    stack = Stack({**sqlite_stack.processes, "order": process}, {**sqlite_stack.database_urls, "order": url})
+    stack = Stack({**shared.processes, "order": process}, {**shared.database_urls, "order": url})
     clients = Clients.of(
         process.address,
-        sqlite_stack.processes["inventory"].address,
-        sqlite_stack.processes["payment"].address,
+        shared.processes["inventory"].address,
+        shared.processes["payment"].address,
     )
     proxied = ProxiedOrder(process, inventory, payment, clients, stack, env)
     try:

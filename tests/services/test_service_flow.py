@@ -18,8 +18,8 @@ def _request_id(label: str) -> str:
     return f"{label}-{uuid.uuid4().hex[:10]}"
 
 
-async def test_order_lifecycle(sqlite_stack: Stack, sqlite_clients: Clients) -> None:
-    clients = sqlite_clients
+async def test_order_lifecycle(backend: tuple[Stack, Clients]) -> None:
+    stack, clients = backend
     await clients.set_stock("sku-espresso-beans", 100)
     await clients.set_stock("sku-moka-pot", 25)
     customer = _request_id("customer")
@@ -78,11 +78,11 @@ async def test_order_lifecycle(sqlite_stack: Stack, sqlite_clients: Clients) -> 
         await clients.payment.GetPayment(payment_pb2.GetPaymentRequest(payment_id=order.payment_id))
     ).payment
     assert (refunded.status, refunded.refunded.minor_units) == (payment_pb2.PAYMENT_STATUS_REFUNDED, 8300)
-    await sqlite_stack.assert_books_agree()
+    await stack.assert_books_agree()
 
 
-async def test_list_orders_pages_newest_first(sqlite_clients: Clients) -> None:
-    clients = sqlite_clients
+async def test_list_orders_pages_newest_first(backend: tuple[Stack, Clients]) -> None:
+    clients = backend[1]
     await clients.set_stock("sku-milk-jug", 40)
     customer = _request_id("pager")
     created = []
@@ -114,19 +114,16 @@ async def test_list_orders_pages_newest_first(sqlite_clients: Clients) -> None:
     assert [v.field for v in status_details(caught.value)["bad_request"].field_violations] == ["page_token"]
 
 
-async def test_declined_card_rejects_and_restocks(sqlite_stack: Stack, sqlite_clients: Clients) -> None:
-    await sqlite_clients.set_stock("sku-grinder", 10)
-    order = await sqlite_clients.create_order(
-        _request_id("decline"), {"sku-grinder": 3}, token="tok_chargeDeclined"
-    )
+async def test_declined_card_rejects_and_restocks(backend: tuple[Stack, Clients]) -> None:
+    stack, clients = backend
+    await clients.set_stock("sku-grinder", 10)
+    order = await clients.create_order(_request_id("decline"), {"sku-grinder": 3}, token="tok_chargeDeclined")
     assert order.status == order_pb2.ORDER_STATUS_REJECTED
     assert "card_declined" in order.rejection_reason
-    assert await sqlite_clients.available("sku-grinder") == 10
-    payment = await sqlite_clients.payment.GetPayment(
-        payment_pb2.GetPaymentRequest(payment_id=order.payment_id)
-    )
+    assert await clients.available("sku-grinder") == 10
+    payment = await clients.payment.GetPayment(payment_pb2.GetPaymentRequest(payment_id=order.payment_id))
     assert payment.payment.status == payment_pb2.PAYMENT_STATUS_DECLINED
-    await sqlite_stack.assert_books_agree()
+    await stack.assert_books_agree()
 
 
 @pytest.mark.parametrize(
@@ -134,36 +131,38 @@ async def test_declined_card_rejects_and_restocks(sqlite_stack: Stack, sqlite_cl
     [({"sku-grinder": 11}, "insufficient stock"), ({"sku-does-not-exist": 1}, "unknown product")],
 )
 async def test_missing_stock_or_product_rejects(
-    sqlite_clients: Clients, items: dict[str, int], reason: str
+    backend: tuple[Stack, Clients], items: dict[str, int], reason: str
 ) -> None:
-    await sqlite_clients.set_stock("sku-grinder", 10)
-    order = await sqlite_clients.create_order(_request_id("short"), items)
+    clients = backend[1]
+    await clients.set_stock("sku-grinder", 10)
+    order = await clients.create_order(_request_id("short"), items)
     assert order.status == order_pb2.ORDER_STATUS_REJECTED
     assert order.rejection_reason.startswith(reason)
     assert order.payment_id == ""
-    assert await sqlite_clients.available("sku-grinder") == 10
+    assert await clients.available("sku-grinder") == 10
 
 
-async def test_payment_unavailable_compensates(sqlite_stack: Stack, sqlite_clients: Clients) -> None:
-    await sqlite_clients.set_stock("sku-grinder", 10)
+async def test_payment_unavailable_compensates(backend: tuple[Stack, Clients]) -> None:
+    stack, clients = backend
+    await clients.set_stock("sku-grinder", 10)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await sqlite_clients.create_order(_request_id("outage"), {"sku-grinder": 4}, token="tok_unavailable")
+        await clients.create_order(_request_id("outage"), {"sku-grinder": 4}, token="tok_unavailable")
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     info = status_details(caught.value)["error_info"]
     assert (info.reason, info.domain) == ("DEPENDENCY_UNAVAILABLE", "order.shop")
     order_id = info.metadata["order_id"]
 
-    order = (await sqlite_clients.order.GetOrder(order_pb2.GetOrderRequest(order_id=order_id))).order
+    order = (await clients.order.GetOrder(order_pb2.GetOrderRequest(order_id=order_id))).order
     assert order.status == order_pb2.ORDER_STATUS_FAILED
-    assert await sqlite_clients.available("sku-grinder") == 10
+    assert await clients.available("sku-grinder") == 10
     # The charge key is voided: a charge arriving late (a retry the mesh still had in flight)
     # can no longer take the customer's money.
     with pytest.raises(grpc.aio.AioRpcError) as late:
-        await sqlite_clients.payment.Charge(
+        await clients.payment.Charge(
             payment_pb2.ChargeRequest(
                 idempotency_key=f"order-{order_id}", order_id=order_id, payment_token="tok_visa",
                 amount=money_pb2.Money(currency_code="USD", minor_units=order.total.minor_units),
             )
         )  # fmt: skip
     assert status_details(late.value)["error_info"].reason == "CHARGE_VOIDED"
-    await sqlite_stack.assert_books_agree()
+    await stack.assert_books_agree()
