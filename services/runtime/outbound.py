@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+import grpc.experimental  # insecure_channel_credentials: the xDS fallback (not in grpc.* in 1.85)
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
 from services.runtime.callcontext import REQUEST_ID_HEADER, current_call
@@ -33,7 +34,7 @@ def open_channel(target: str, settings: Settings) -> grpc.aio.Channel:
     interceptors: list[Any] = [*(kind() for kind in _INTERCEPTOR_TYPES), *aio_client_interceptors()]
     if settings.channel_credentials == "xds":
         # Proxyless mesh: certificates from the xDS server when it sends them, plaintext otherwise.
-        credentials = grpc.xds_channel_credentials(fallback_credentials=grpc.insecure_channel_credentials())
+        credentials = grpc.xds_channel_credentials(grpc.experimental.insecure_channel_credentials())
         return grpc.aio.secure_channel(target, credentials, options=options, interceptors=interceptors)
     return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
 

@@ -11,6 +11,7 @@ import time
 
 import grpc
 
+from runtime.probe_server import probe_settings, running
 from services.runtime.callcontext import CallContext, call_scope, current_call, outbound_call_context
 from services.runtime.outbound import DEFAULT_TIMEOUT_SECONDS, propagated
 from shop.money.v1.money_pb2 import Money
@@ -118,3 +119,10 @@ def test_a_request_id_the_caller_set_explicitly_is_kept() -> None:
     with call_scope(CallContext("r-1", "/a.B/C", None)):
         outbound = propagated(details(None, [("x-request-id", "mine")]))
     assert [value for key, value in outbound.metadata if key == "x-request-id"] == ["mine"]
+
+
+async def test_xds_channel_credentials_fall_back_to_plaintext_outside_the_mesh(tmp_path) -> None:
+    settings = probe_settings(f"sqlite+aiosqlite:///{tmp_path}/xds.db", channel_credentials="xds")
+    async with running(settings) as server:
+        seen = await downstream_saw(server, [("x-request-id", "req-xds")])
+    assert seen["metadata"]["x-request-id"] == "req-xds"
