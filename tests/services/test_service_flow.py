@@ -3,6 +3,8 @@ business refusals (declined card, missing stock) and its compensations (payment 
 
 from __future__ import annotations
 
+import asyncio
+import urllib.request
 import uuid
 
 import grpc
@@ -166,3 +168,24 @@ async def test_payment_unavailable_compensates(backend: tuple[Stack, Clients]) -
         )  # fmt: skip
     assert status_details(late.value)["error_info"].reason == "CHARGE_VOIDED"
     await stack.assert_books_agree()
+
+
+def _scrape(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as page:
+        return str(page.read().decode())
+
+
+async def test_business_counters_are_exported(sqlite_stack: Stack, sqlite_clients: Clients) -> None:
+    """Each service's outcomes reach its /metrics page."""
+    await sqlite_clients.set_stock("sku-milk-jug", 40)
+    await sqlite_clients.create_order(_request_id("counted"), {"sku-milk-jug": 1})
+    expected = {
+        "order": 'shop_orders_total{outcome="confirmed"}',
+        "inventory": 'shop_reservations_total{outcome="reserved"}',
+        "payment": 'shop_payments_total{outcome="approved"}',
+    }
+    for service, series in expected.items():
+        lines = (await asyncio.to_thread(_scrape, sqlite_stack.processes[service].metrics_url)).splitlines()
+        values = [float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(series)]
+        assert len(values) == 1, (service, series)
+        assert values[0] >= 1, (service, series)
