@@ -46,19 +46,25 @@ async def _order_ids(stack: Stack, request_prefix: str) -> list[str]:
     return [row[0] for row in rows]
 
 
-async def test_same_request_id_at_once_makes_one_order(sqlite_stack: Stack, sqlite_clients: Clients) -> None:
-    await sqlite_clients.set_stock("sku-milk-jug", 40)
+async def test_same_request_id_at_once_makes_one_order(backend: tuple[Stack, Clients]) -> None:
+    stack, clients = backend
+    await clients.set_stock("sku-milk-jug", 40)
     request_id = f"twice-{uuid.uuid4().hex[:8]}"
-    orders = await asyncio.gather(
-        *(sqlite_clients.create_order(request_id, {"sku-milk-jug": 2}) for _ in range(5))
-    )
+    orders = await asyncio.gather(*(clients.create_order(request_id, {"sku-milk-jug": 2}) for _ in range(5)))
     assert {order.order_id for order in orders} == {orders[0].order_id}
     assert {order.status for order in orders} == {order_pb2.ORDER_STATUS_CONFIRMED}
-    assert await sqlite_clients.available("sku-milk-jug") == 38
+    assert await clients.available("sku-milk-jug") == 38
     # And once more, later: the same order again, no new charge.
-    again = await sqlite_clients.create_order(request_id, {"sku-milk-jug": 2})
+    again = await clients.create_order(request_id, {"sku-milk-jug": 2})
     assert again == orders[0]
-    assert await sqlite_clients.available("sku-milk-jug") == 38
+    assert await clients.available("sku-milk-jug") == 38
+    assert await stack.rows("order", f"SELECT COUNT(*) FROM orders WHERE request_id = '{request_id}'") == [
+        (1,)
+    ]
+    charges = await stack.rows(
+        "payment", f"SELECT COUNT(*) FROM payments WHERE order_id = '{orders[0].order_id}'"
+    )
+    assert charges == [(1,)]
 
 
 async def test_same_request_id_with_another_request_is_refused(sqlite_clients: Clients) -> None:
