@@ -13,9 +13,9 @@ from functools import cache
 from importlib import import_module
 from typing import Any
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import pydantic
-from kubernetes_validate import utils as kubernetes_schemas
+from kubernetes_validate import utils as kubernetes_schemas  # type: ignore[import-untyped]
 from referencing import Registry
 from referencing import Resource as SchemaResource
 

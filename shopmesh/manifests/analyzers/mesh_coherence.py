@@ -255,21 +255,21 @@ def network_policies(inventory: Inventory) -> None:
         for callee in inventory.workloads_selected(
             service.namespace, service.spec.get("selector") or {"": ""}
         ):
-            port = _target_port(service, callee)
+            target_port = _target_port(service, callee)
             for caller in inventory.workloads:
                 if (
                     caller is callee
-                    or port is None
-                    or (caller.owner.ref, callee.owner.ref, port) in allowed_edges
+                    or target_port is None
+                    or (caller.owner.ref, callee.owner.ref, target_port) in allowed_edges
                 ):
                     continue
-                if _network_allows(inventory, "Egress", caller, callee, port) and _network_allows(
-                    inventory, "Ingress", callee, caller, port
+                if _network_allows(inventory, "Egress", caller, callee, target_port) and _network_allows(
+                    inventory, "Ingress", callee, caller, target_port
                 ):
                     inventory.report(
                         "SHM0205",
                         service,
-                        f"NetworkPolicies let {caller.owner.ref} reach {callee.owner.ref}:{port}, "
+                        f"NetworkPolicies let {caller.owner.ref} reach {callee.owner.ref}:{target_port}, "
                         "which no AuthorizationPolicy allows",
                     )
 
