@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy.exc
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url

@@ -24,7 +24,7 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 class Health:
     def __init__(self, service_names: Sequence[str]) -> None:
-        self.servicer = health.aio.HealthServicer()
+        self.servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]  # public, untyped
         self.names = ["", *service_names]
         self.serving: bool | None = None
 

@@ -69,6 +69,7 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
                 handler.request_deserializer,
                 handler.response_serializer,
             )
+        assert handler.stream_stream is not None  # the one kind left
         return grpc.stream_stream_rpc_method_handler(
             self._stream_response(path, "bidi_stream", handler.stream_stream, streaming_request=True),
             handler.request_deserializer,

@@ -22,7 +22,7 @@ _V1_FILE = "grpc/reflection/v1/reflection.proto"
 def enable_reflection(server: grpc.aio.Server, service_names: Sequence[str]) -> None:
     _register_v1_descriptor()
     names = [*service_names, V1_SERVICE_NAME, V1ALPHA_SERVICE_NAME]
-    servicer = reflection.aio.ReflectionServicer(names)
+    servicer = reflection.aio.ReflectionServicer(names)  # type: ignore[attr-defined]  # public, unexported
     for service_name in (V1_SERVICE_NAME, V1ALPHA_SERVICE_NAME):
         handler = grpc.stream_stream_rpc_method_handler(
             servicer.ServerReflectionInfo,

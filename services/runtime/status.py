@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2, message
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status
 
 from services.runtime import errors
