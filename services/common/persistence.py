@@ -50,7 +50,7 @@ async def insert_if_absent(session: AsyncSession, table: Table, values: Mapping[
     insert the same key at once, the database lets exactly one win (the other waits for it on
     PostgreSQL, or for the write lock on SQLite, then inserts nothing and reads the winner's row).
     """
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     result = await session.execute(insert(table).values(**values).on_conflict_do_nothing())
     return bool(getattr(result, "rowcount", 0) == 1)
