@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "lint": "shopmesh.commands.lint:register",
     "authz": "shopmesh.commands.authz:register",
     "topology": "shopmesh.commands.topology:register",
+    "mesh": "shopmesh.commands.mesh:register",
 }
 
 

@@ -10,7 +10,9 @@ A plan is a JSON list of batches; each prints one JSON line per call:
    "method": "/shop.payment.v1.PaymentService/GetPayment",
    "request_b64": "...", "metadata": [["x-canary", "true"]],
    "count": 1, "concurrency": 1, "timeout": 5.0, "streaming": false, "pause": 0.0,
-   "credentials": "xds" | "insecure"}
+   "credentials": "xds" | "insecure", "duration": null, "requests_b64": null}
+`duration` keeps each worker calling until that many seconds have passed (`count` still caps
+the calls); `requests_b64`, a list, gives call i the request i modulo its length.
 → {"batch": 0, "index": 0, "code": "OK", "details": "", "peer": "sidecar~127.10.4.1~...",
    "messages": 1, "started": 0.0012, "elapsed": 0.004}
 """
@@ -107,34 +109,46 @@ def run(plan: list[dict[str, Any]], out: Any = sys.stdout) -> None:
         if key not in channels:
             channels[key] = _channel(*key)
         channel = channels[key]
-        request = base64.b64decode(batch.get("request_b64", ""))
+        requests = [base64.b64decode(item) for item in batch.get("requests_b64") or []]
+        requests = requests or [base64.b64decode(batch.get("request_b64", ""))]
         pause = float(batch.get("pause", 0.0))
+        count = int(batch.get("count", 1))
+        duration = batch.get("duration")
+        stop_at = time.monotonic() + float(duration) if duration is not None else None
+        counter = iter(range(count))
 
-        def one(
-            index: int,
+        def worker(
             channel: grpc.Channel = channel,
             batch: dict[str, Any] = batch,
-            request: bytes = request,
+            requests: list[bytes] = requests,
             number: int = number,
             pause: float = pause,
+            stop_at: float | None = stop_at,
+            counter: Any = counter,
         ) -> None:
-            started = time.monotonic()
-            result = _call(channel, batch, request)
-            result.update(
-                batch=number,
-                index=index,
-                started=round(started - origin, 4),
-                elapsed=round(time.monotonic() - started, 4),
-            )
-            with lock:
-                out.write(json.dumps(result) + "\n")
-                out.flush()
-            if pause:
-                time.sleep(pause)
+            while stop_at is None or time.monotonic() < stop_at:
+                with lock:
+                    index = next(counter, None)
+                if index is None:
+                    return
+                started = time.monotonic()
+                result = _call(channel, batch, requests[index % len(requests)])
+                result.update(
+                    batch=number,
+                    index=index,
+                    started=round(started - origin, 4),
+                    elapsed=round(time.monotonic() - started, 4),
+                )
+                with lock:
+                    out.write(json.dumps(result) + "\n")
+                    out.flush()
+                if pause:
+                    time.sleep(pause)
 
-        count = int(batch.get("count", 1))
-        with futures.ThreadPoolExecutor(max_workers=max(1, int(batch.get("concurrency", 1)))) as pool:
-            list(pool.map(one, range(count)))
+        workers = max(1, int(batch.get("concurrency", 1)))
+        with futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            for task in [pool.submit(worker) for _ in range(workers)]:
+                task.result()
     for channel in channels.values():
         channel.close()
 

@@ -1,0 +1,93 @@
+"""`shopmesh mesh`: the local mesh — istio/ and k8s/ enforced on this machine.
+
+shopmesh mesh up     control plane, every pod (service + sidecar), ingress; Ctrl-C stops all
+shopmesh mesh xds    the xDS resources the control plane would serve now, as JSON
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import threading
+from pathlib import Path
+
+from google.protobuf import json_format
+
+from shopmesh.localmesh.placement import place
+from shopmesh.localmesh.supervisor import LOCAL_REPLICAS, LocalMesh, MeshSettings
+from shopmesh.localmesh.translate.objects import render
+from shopmesh.localmesh.translate.translator import describe, translate
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("mesh", help="run or inspect the local mesh (proxyless gRPC xDS)")
+    commands = parser.add_subparsers(dest="mesh_command", required=True, metavar="MESH_COMMAND")
+
+    up = commands.add_parser("up", help="start the whole local mesh; Ctrl-C stops it")
+    _common(up)
+    up.add_argument("--state", type=Path, default=None, help="state directory (default var/mesh)")
+    up.add_argument("--subnet", type=int, default=10, help="pods get 127.<subnet>.x.y (default 10)")
+    up.add_argument("--control-plane", default="127.0.0.1:15010", help="ADS address")
+    up.add_argument("--ingress", default="127.0.0.1:50051", help="the ingress gateway's address")
+    up.set_defaults(handler=run_up)
+
+    xds = commands.add_parser("xds", help="print the xDS resources translated from the manifests")
+    _common(xds)
+    xds.add_argument("--dump", action="store_true", help="whole resources, not just their names")
+    xds.add_argument("--name", help="only the resource with this name")
+    xds.set_defaults(handler=run_xds)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--root", type=Path, default=Path.cwd(), help="the project (default: here)")
+    parser.add_argument("--overlay", default="canary", help="k8s/ and istio/ overlay (default canary)")
+
+
+def run_up(args: argparse.Namespace) -> int:
+    settings = MeshSettings.for_project(args.root.resolve(), overlay=args.overlay)
+    settings.subnet = args.subnet
+    settings.control_plane = args.control_plane
+    settings.ingress = args.ingress
+    if args.state is not None:
+        settings.state = args.state.resolve()
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    mesh = LocalMesh(settings)
+    print(f"starting the local mesh from {', '.join(str(s) for s in settings.sources)} ...", flush=True)
+    try:
+        mesh.start()
+        print(mesh.describe(), flush=True)
+        print("\nCtrl-C stops everything.", flush=True)
+        while not stopping.wait(1.0):
+            dead = [p.name for p in mesh.processes.values() if not p.running()]
+            if dead:
+                print(
+                    f"stopped unexpectedly: {', '.join(dead)} (logs in {settings.state / 'logs'})", flush=True
+                )
+                return 1
+    finally:
+        print("stopping the local mesh ...", flush=True)
+        mesh.stop()
+        print("stopped: no process left.", flush=True)
+    return 0
+
+
+def run_xds(args: argparse.Namespace) -> int:
+    settings = MeshSettings.for_project(args.root.resolve(), overlay=args.overlay)
+    objects = render(settings.sources)
+    snapshot = translate(objects, place(objects, replicas=LOCAL_REPLICAS))
+    if not args.dump and args.name is None:
+        print(json.dumps(describe(snapshot), indent=2))
+        return 0
+    out = {
+        f"{type_url.rsplit('.', 1)[-1]} {name}": json_format.MessageToDict(message)
+        for type_url, name, message in snapshot.items()
+        if args.name is None or name == args.name
+    }
+    if not out:
+        print(f"no resource named {args.name}")
+        return 1
+    print(json.dumps(out, indent=2))
+    return 0
