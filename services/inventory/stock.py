@@ -113,7 +113,9 @@ class Stock:
             reservation = await repository.get_reservation(reservation_id, for_update=True)
             assert reservation is not None, "claimed by a committed transaction"
             restock = reservation.release(now)
-            for line in restock:
+            # Same lock order as reserve (by product id): a release and a reservation of the
+            # same products can never deadlock.
+            for line in sorted(restock, key=lambda line: line.product_id):
                 await repository.add_stock(line.product_id, line.quantity)
             if restock:
                 await repository.save_status(reservation)
