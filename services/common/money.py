@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 from shop.money.v1 import money_pb2
 
+#: The largest amount PaymentService.Charge accepts (its contract: 1 to 100,000,000 minor units).
+MAX_CHARGE_MINOR_UNITS = 100_000_000
+
 
 class CurrencyMismatch(ValueError):
     """Two amounts in different currencies were combined."""

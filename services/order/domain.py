@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from services.common.money import Money, PricedLine
+from services.common.money import MAX_CHARGE_MINOR_UNITS, Money, PricedLine
 from services.runtime.errors import AlreadyExists, FailedPrecondition
 
 
@@ -142,6 +142,16 @@ class Order:
         self._expect(SagaStep.RESERVING)
         self.lines = list(lines)
         self._at(SagaStep.CHARGING, now)
+
+    def chargeable_total(self) -> Money:
+        """The total to charge; a total payment would refuse is a business refusal, not a failure."""
+        total = self.total
+        assert total is not None, "priced: a reservation has at least one line"
+        if total.minor_units > MAX_CHARGE_MINOR_UNITS:
+            raise Rejected(
+                f"total of {total.minor_units} {total.currency_code} minor units exceeds the largest charge"
+            )
+        return total
 
     def charged(self, payment_id: str, now: datetime) -> None:
         self._expect(SagaStep.CHARGING)

@@ -116,8 +116,7 @@ class Saga:
             lines = await self.inventory.reserve(order.reservation_id, order.items)
             order.reserved(lines, utc_now())
             await self.save(order, lease)
-            total = order.total
-            assert total is not None, "a reservation has at least one line"
+            total = order.chargeable_total()
             charge = await self.payment.charge(order.charge_key, order.order_id, total, payment_token)
             if charge.decline_reason:
                 order.declined(charge.payment_id, charge.decline_reason, utc_now())

@@ -8,7 +8,7 @@ import pytest
 
 from services.common.money import CurrencyMismatch, Money
 from services.inventory.domain import Reservation, ReservationStatus, ReservedLine, StockRequest
-from services.order.domain import DependencyCode, Item, Line, Order, OrderStatus, SagaStep
+from services.order.domain import DependencyCode, Item, Line, Order, OrderStatus, Rejected, SagaStep
 from services.payment.domain import Payment, PaymentStatus, authorize
 from services.runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgument, Unavailable
 
@@ -172,3 +172,13 @@ def test_a_request_id_names_one_request() -> None:
     with pytest.raises(AlreadyExists) as caught:
         _order().replay("another fingerprint")
     assert caught.value.reason == "REQUEST_ID_REUSED"
+
+
+def test_a_total_payment_would_refuse_is_a_rejection() -> None:
+    order = _order()
+    order.reserved([Line("sku-a", "A", 1000, Money(USD, 100_001))], NOW)
+    with pytest.raises(Rejected, match="exceeds the largest charge"):
+        order.chargeable_total()
+    small = _order()
+    small.reserved([Line("sku-a", "A", 2, Money(USD, 100))], NOW)
+    assert small.chargeable_total() == Money(USD, 200)
