@@ -69,7 +69,7 @@ def test_every_code_of_the_catalog_is_exercised_or_listed_as_not() -> None:
     exercised = {case.split("-", 1)[0] for case in CASES}
     # Codes without a corpus case: each one's mistake necessarily trips another code too
     # (IST0113 disabling mTLS also breaks our ISTIO_MUTUAL rule; KIA0102 a bad method also
-    # breaks POST-only; SHM0304 a missing version label also leaves the v1 subset without pods;
-    # KIA1301 needs a workload outside any policy, which the deny-all baseline prevents).
-    not_exercised = {"IST0113", "KIA0102", "SHM0304", "KIA1301"}
+    # breaks POST-only; KIA1301 needs a workload outside any policy, which the deny-all
+    # baseline prevents).
+    not_exercised = {"IST0113", "KIA0102", "KIA1301"}
     assert set(CATALOG) == exercised | not_exercised

@@ -64,14 +64,20 @@ def _grpc_port(container: Mapping[str, Any]) -> int | None:
     return None
 
 
+def app_version_labels(inventory: Inventory) -> None:
+    """SHM0304: every pod carries `app` and `version` (Kiali's graph, Istio's canonical
+    service and revision, and the DestinationRule subsets need them)."""
+    for workload in inventory.workloads:
+        missing = [label for label in ("app", "version") if label not in workload.labels]
+        if missing:
+            inventory.report("SHM0304", workload.owner, f"pod template lacks labels {missing}")
+
+
 def grpc_servers(inventory: Inventory) -> None:
-    """SHM0302 probes, SHM0303 resources, SHM0304 labels, SHM0305 grace period, SHM0306
+    """SHM0302 probes, SHM0303 resources, SHM0305 grace period, SHM0306
     service account, SHM0308 scrape annotations: what each gRPC server Deployment needs."""
     for workload in _grpc_servers(inventory):
         owner = workload.owner
-        missing_labels = [label for label in ("app", "version") if label not in workload.labels]
-        if missing_labels:
-            inventory.report("SHM0304", owner, f"pod template lacks labels {missing_labels}")
         if (
             workload.service_account != workload.app
             or workload.pod_spec.get("automountServiceAccountToken") is not False
@@ -137,4 +143,4 @@ def committed_secrets(inventory: Inventory) -> None:
             inventory.report("SHM0309", secret, "Secret values are committed; generate them at deploy time")
 
 
-ANALYZERS = (security_contexts, grpc_servers, grpc_service_ports, committed_secrets)
+ANALYZERS = (security_contexts, app_version_labels, grpc_servers, grpc_service_ports, committed_secrets)

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from shopmesh.contracts import CONTRACTS, methods_of
-from shopmesh.manifests.authz import Caller, Request, allowed
+from shopmesh.manifests.authz import INGRESS_PRINCIPAL, Caller, Request, allowed, grpc_paths, grpc_port
 from shopmesh.manifests.model import Inventory, Resource, Workload, fqdn, namespace_resource, selects
 
 #: Methods a repeat would apply twice (proto/shop/inventory/v1/inventory.proto: "Not
@@ -274,4 +274,68 @@ def network_policies(inventory: Inventory) -> None:
                     )
 
 
-ANALYZERS = (retries_on_non_idempotent, destination_rules, sidecar_egress, network_policies)
+def _gateway_routes(inventory: Inventory) -> Iterator[tuple[Resource, Mapping[str, Any], str]]:
+    """(VirtualService, http route, gRPC service it routes to) for routes bound to a Gateway."""
+    for vs in inventory.of_kind("VirtualService"):
+        if not [g for g in vs.spec.get("gateways") or [] if g != "mesh"]:
+            continue
+        for route in vs.spec.get("http") or []:
+            for destination in route.get("route") or []:
+                host = fqdn((destination.get("destination") or {}).get("host", ""), vs.namespace)
+                service = next((s for s in CONTRACTS if fqdn(s, "shop") == host), None)
+                if service is not None:
+                    yield vs, route, service
+
+
+def _ingress_request(inventory: Inventory, service: str, path: str) -> Request | None:
+    try:
+        port = grpc_port(inventory, service)
+    except LookupError:
+        return None
+    return Request(Caller("ingress", INGRESS_PRINCIPAL), path, port)
+
+
+def ingress_coherence(inventory: Inventory) -> None:
+    """What the ingress gateway routes and what the ingress identity may call must agree:
+    SHM0207 for a routed method the policies deny it (a customer gets PERMISSION_DENIED),
+    SHM0208 for an allowed method no gateway route reaches (a dead grant)."""
+    policies = inventory.of_kind("AuthorizationPolicy")
+    routed: set[tuple[str, str]] = set()
+    for vs, route, service in _gateway_routes(inventory):
+        callees = [w for w in inventory.workloads if w.app == service]
+        for path in grpc_paths(service):
+            if not any(_uri_admits(match, path) for match in route.get("match") or [{}]):
+                continue
+            routed.add((service, path))
+            request = _ingress_request(inventory, service, path)
+            if request and callees and not all(allowed(policies, w, request) for w in callees):
+                inventory.report(
+                    "SHM0207",
+                    vs,
+                    f"route {route.get('name', '(unnamed)')!r} exposes {path} of {service}, "
+                    "which the ingress gateway may not call",
+                )
+    if not routed:
+        return  # no gateway in this render: nothing to compare
+    for service in CONTRACTS:
+        callees = [w for w in inventory.workloads if w.app == service]
+        for path in grpc_paths(service):
+            request = _ingress_request(inventory, service, path)
+            if (service, path) in routed or request is None:
+                continue
+            granting = [w for w in callees if allowed(policies, w, request)]
+            if granting:
+                inventory.report(
+                    "SHM0208",
+                    granting[0].owner,
+                    f"the ingress gateway may call {path} but no gateway route reaches it",
+                )
+
+
+ANALYZERS = (
+    retries_on_non_idempotent,
+    destination_rules,
+    sidecar_egress,
+    network_policies,
+    ingress_coherence,
+)

@@ -7,14 +7,33 @@ authz,telemetry}/.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
 
 from shopmesh.manifests.model import Inventory, Workload, selects
 
-#: Istio's port-name / appProtocol prefixes (istio pkg/config/protocol/instance.go Parse);
-#: anything else is "unsupported" and gets protocol sniffing.
+#: The protocol names Istio parses (istio pkg/config/protocol/instance.go Parse); anything else
+#: is "unsupported" and gets protocol sniffing.
 ISTIO_PROTOCOLS = frozenset(
-    {"http", "http2", "https", "grpc", "grpc-web", "tcp", "tls", "udp", "mongo", "redis", "mysql", "h2c"}
+    {
+        "tcp",
+        "udp",
+        "grpc",
+        "grpc-web",
+        "http",
+        "http_proxy",
+        "http2",
+        "https",
+        "tls",
+        "mongo",
+        "redis",
+        "mysql",
+    }
 )
+#: The appProtocol values Kubernetes standardises, which newer Istio maps too.
+KUBERNETES_APP_PROTOCOLS = frozenset({"kubernetes.io/h2c", "kubernetes.io/ws", "kubernetes.io/wss"})
+#: Ports Istio treats as TCP whatever their name (pkg/config/kube/conversion.go wellKnownPorts).
+WELL_KNOWN_TCP_PORTS = frozenset({25, 53, 3306, 27017})
 #: Namespaces istioctl analyze never reports on (util.IsSystemNamespace).
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "local-path-storage"})
 #: The sidecar's own UID (deployment/pod.go UserID).
@@ -38,11 +57,15 @@ def namespace_injection(inventory: Inventory) -> None:
             )
 
 
-def _protocol_known(name: str, app_protocol: str | None) -> bool:
-    # configKube.ConvertProtocol: appProtocol wins; else the name's prefix before "-".
-    if app_protocol:
-        return app_protocol.lower() in ISTIO_PROTOCOLS | {"postgresql"} or "/" in app_protocol
-    return name.split("-", 1)[0].lower() in ISTIO_PROTOCOLS
+def _protocol_known(port: Mapping[str, Any]) -> bool:
+    """Istio's pkg/config/kube/conversion.go ConvertProtocol: UDP is UDP; otherwise appProtocol
+    if set, else the port name, up to its first "-" ("grpc-web" whole)."""
+    if port.get("protocol") == "UDP":
+        return True
+    name = str(port.get("appProtocol") or port.get("name") or "")
+    if name in KUBERNETES_APP_PROTOCOLS or name.lower().startswith("grpc-web"):
+        return True
+    return name.split("-", 1)[0].lower() in ISTIO_PROTOCOLS or port.get("port") in WELL_KNOWN_TCP_PORTS
 
 
 def service_port_names(inventory: Inventory) -> None:
@@ -51,7 +74,7 @@ def service_port_names(inventory: Inventory) -> None:
         if service.namespace in SYSTEM_NAMESPACES:
             continue
         for port in service.spec.get("ports") or []:
-            if not _protocol_known(str(port.get("name", "")), port.get("appProtocol")):
+            if not _protocol_known(port):
                 inventory.report(
                     "IST0118",
                     service,
@@ -166,6 +189,19 @@ def telemetry_selectors(inventory: Inventory) -> None:
             )
 
 
+def telemetry_providers(inventory: Inventory) -> None:
+    """IST0157 for access logging without providers (telemetry/providers.go): ignored unless
+    the mesh config names default providers, which Istio's default install does not."""
+    for telemetry in inventory.of_kind("Telemetry"):
+        if any(not entry.get("providers") for entry in telemetry.spec.get("accessLogging") or []):
+            inventory.report(
+                "IST0157",
+                telemetry,
+                f'The Telemetry {telemetry.name} in namespace "{telemetry.namespace}" with empty providers '
+                "will be ignored.",
+            )
+
+
 def workloads_covered(inventory: Inventory) -> None:
     """KIA1301 for a workload no AuthorizationPolicy applies to (Kiali
     business/checkers/workloads: workload.authorizationpolicy.needstobecovered)."""
@@ -189,5 +225,6 @@ ANALYZERS = (
     authorization_policy_workloads,
     sidecar_selectors,
     telemetry_selectors,
+    telemetry_providers,
     workloads_covered,
 )
