@@ -162,7 +162,7 @@ class Reservation(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     reservation_id: _builtins.str
-    """The caller's id for the reservation: the order id."""
+    """The caller's id for the reservation (see ReserveStockRequest.reservation_id)."""
     status: Global___ReservationStatus.ValueType
     """Where the reservation stands."""
     @_builtins.property
@@ -312,8 +312,9 @@ class ReserveStockRequest(_message.Message):
     RESERVATION_ID_FIELD_NUMBER: _builtins.int
     ITEMS_FIELD_NUMBER: _builtins.int
     reservation_id: _builtins.str
-    """Idempotency key and name of the reservation: the order id. Validated: 1–64 characters of
-    `[A-Za-z0-9._-]`.
+    """Idempotency key and name of the reservation, chosen by the caller: OrderService uses the
+    order id, suffixed `.r<n>` for the n-th attempt of a retried order (a released id stays
+    released). Validated: 1–64 characters of `[A-Za-z0-9._-]`.
     """
     @_builtins.property
     def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___StockRequest]:

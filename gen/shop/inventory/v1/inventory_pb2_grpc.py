@@ -31,7 +31,8 @@ class InventoryServiceStub:
     Stock moves in two phases so that an order never oversells and never loses a unit:
     ReserveStock sets units aside for an order, then CommitReservation makes the sale final or
     ReleaseReservation puts the units back. Every state-changing call is idempotent per
-    `reservation_id` (the order id), so the mesh may retry them safely.
+    `reservation_id` (chosen by the caller: OrderService derives it from the order id), so the
+    mesh may retry them safely.
 
     Errors follow AIP-193: INVALID_ARGUMENT with `google.rpc.BadRequest` for malformed requests,
     NOT_FOUND for unknown products or reservations, FAILED_PRECONDITION with
@@ -83,7 +84,8 @@ class InventoryServiceServicer:
     Stock moves in two phases so that an order never oversells and never loses a unit:
     ReserveStock sets units aside for an order, then CommitReservation makes the sale final or
     ReleaseReservation puts the units back. Every state-changing call is idempotent per
-    `reservation_id` (the order id), so the mesh may retry them safely.
+    `reservation_id` (chosen by the caller: OrderService derives it from the order id), so the
+    mesh may retry them safely.
 
     Errors follow AIP-193: INVALID_ARGUMENT with `google.rpc.BadRequest` for malformed requests,
     NOT_FOUND for unknown products or reservations, FAILED_PRECONDITION with
@@ -192,7 +194,8 @@ class InventoryService:
     Stock moves in two phases so that an order never oversells and never loses a unit:
     ReserveStock sets units aside for an order, then CommitReservation makes the sale final or
     ReleaseReservation puts the units back. Every state-changing call is idempotent per
-    `reservation_id` (the order id), so the mesh may retry them safely.
+    `reservation_id` (chosen by the caller: OrderService derives it from the order id), so the
+    mesh may retry them safely.
 
     Errors follow AIP-193: INVALID_ARGUMENT with `google.rpc.BadRequest` for malformed requests,
     NOT_FOUND for unknown products or reservations, FAILED_PRECONDITION with

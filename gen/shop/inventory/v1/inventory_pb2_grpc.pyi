@@ -32,7 +32,8 @@ class InventoryServiceStub:
     Stock moves in two phases so that an order never oversells and never loses a unit:
     ReserveStock sets units aside for an order, then CommitReservation makes the sale final or
     ReleaseReservation puts the units back. Every state-changing call is idempotent per
-    `reservation_id` (the order id), so the mesh may retry them safely.
+    `reservation_id` (chosen by the caller: OrderService derives it from the order id), so the
+    mesh may retry them safely.
 
     Errors follow AIP-193: INVALID_ARGUMENT with `google.rpc.BadRequest` for malformed requests,
     NOT_FOUND for unknown products or reservations, FAILED_PRECONDITION with
@@ -80,7 +81,8 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     Stock moves in two phases so that an order never oversells and never loses a unit:
     ReserveStock sets units aside for an order, then CommitReservation makes the sale final or
     ReleaseReservation puts the units back. Every state-changing call is idempotent per
-    `reservation_id` (the order id), so the mesh may retry them safely.
+    `reservation_id` (chosen by the caller: OrderService derives it from the order id), so the
+    mesh may retry them safely.
 
     Errors follow AIP-193: INVALID_ARGUMENT with `google.rpc.BadRequest` for malformed requests,
     NOT_FOUND for unknown products or reservations, FAILED_PRECONDITION with
@@ -124,7 +126,8 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
     Stock moves in two phases so that an order never oversells and never loses a unit:
     ReserveStock sets units aside for an order, then CommitReservation makes the sale final or
     ReleaseReservation puts the units back. Every state-changing call is idempotent per
-    `reservation_id` (the order id), so the mesh may retry them safely.
+    `reservation_id` (chosen by the caller: OrderService derives it from the order id), so the
+    mesh may retry them safely.
 
     Errors follow AIP-193: INVALID_ARGUMENT with `google.rpc.BadRequest` for malformed requests,
     NOT_FOUND for unknown products or reservations, FAILED_PRECONDITION with

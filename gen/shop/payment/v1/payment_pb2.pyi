@@ -237,7 +237,9 @@ class RefundResponse(_message.Message):
 
     @_builtins.property
     def refunded(self) -> _money_pb2.Money:
-        """The amount this refund gave back (zero when there was nothing to refund)."""
+        """The amount this refund gave back. Unset when a charge key was voided (nothing had been
+        charged, so there is no currency to state either).
+        """
 
     def __init__(
         self,
