@@ -14,7 +14,8 @@ A plan is a JSON list of batches; each prints one JSON line per call:
 `duration` keeps each worker calling until that many seconds have passed (`count` still caps
 the calls); `requests_b64`, a list, gives call i the request i modulo its length.
 → {"batch": 0, "index": 0, "code": "OK", "details": "", "peer": "sidecar~127.10.4.1~...",
-   "messages": 1, "started": 0.0012, "elapsed": 0.004}
+   "messages": 1, "started": 0.0012, "elapsed": 0.004, "headers": {...}, "trailers": {...},
+   "response_b64": "..."}
 """
 
 from __future__ import annotations
@@ -46,6 +47,27 @@ def _peer(*metadata_sets: Sequence[tuple[str, Any]] | None) -> str:
     return ""
 
 
+def _plain(metadata: Sequence[tuple[str, Any]] | None) -> dict[str, str]:
+    """Metadata as JSON: text as is, binary (`-bin`) values base64-encoded."""
+    return {
+        key: base64.b64encode(value).decode() if isinstance(value, bytes) else str(value)
+        for key, value in metadata or ()
+    }
+
+
+def _outcome(code: str, details: str, messages: int, call: Any, response: bytes = b"") -> dict[str, Any]:
+    headers, trailers = call.initial_metadata(), call.trailing_metadata()
+    return {
+        "code": code,
+        "details": details,
+        "messages": messages,
+        "peer": _peer(headers, trailers),
+        "headers": _plain(headers),
+        "trailers": _plain(trailers),
+        "response_b64": base64.b64encode(response).decode(),
+    }
+
+
 def _channel(target: str, credentials: str) -> grpc.Channel:
     if credentials == "insecure":
         return grpc.insecure_channel(target)
@@ -65,39 +87,19 @@ def _call(channel: grpc.Channel, batch: dict[str, Any], request: bytes) -> dict[
         try:
             for _ in stream:
                 count += 1
-            return {
-                "code": "OK",
-                "details": "",
-                "messages": count,
-                "peer": _peer(stream.initial_metadata(), stream.trailing_metadata()),
-            }
+            return _outcome("OK", "", count, stream)
         except grpc.RpcError as error:
             failed: Any = error
-            return {
-                "code": failed.code().name,
-                "details": failed.details() or "",
-                "messages": count,
-                "peer": _peer(failed.initial_metadata(), failed.trailing_metadata()),
-            }
+            return _outcome(failed.code().name, failed.details() or "", count, failed)
     unary = channel.unary_unary(
         batch["method"], request_serializer=_identity, response_deserializer=_identity
     )
     try:
-        _, call = unary.with_call(request, timeout=timeout, metadata=metadata)
-        return {
-            "code": "OK",
-            "details": "",
-            "messages": 1,
-            "peer": _peer(call.initial_metadata(), call.trailing_metadata()),
-        }
+        response, call = unary.with_call(request, timeout=timeout, metadata=metadata)
+        return _outcome("OK", "", 1, call, response)
     except grpc.RpcError as error:
         failed = error
-        return {
-            "code": failed.code().name,
-            "details": failed.details() or "",
-            "messages": 0,
-            "peer": _peer(failed.initial_metadata(), failed.trailing_metadata()),
-        }
+        return _outcome(failed.code().name, failed.details() or "", 0, failed)
 
 
 def run(plan: list[dict[str, Any]], out: Any = sys.stdout) -> None:

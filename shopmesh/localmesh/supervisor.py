@@ -240,7 +240,7 @@ class LocalMesh:
     def _spawn_app(self, pod: Pod) -> ManagedProcess:
         return self._spawn(
             f"app-{pod.instance.name}",
-            ["-m", "shopmesh.localmesh.app", pod.instance.app],
+            ["-m", f"services.{pod.instance.app}"],
             bootstrap=self.state.bootstrap_file(pod.instance.name),
             extra_env=self.app_environment(pod),
         )

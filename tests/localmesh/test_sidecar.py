@@ -1,0 +1,212 @@
+"""The sidecar as a proxy: any method, as raw bytes, with metadata, deadline, status and status
+details passed through unchanged and `x-forwarded-client-cert` added — checked against an
+echo service that reports what it received (the real services cannot)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+import sys
+from collections.abc import Iterator
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from localmesh.meshcalls import probe
+from shopmesh.localmesh.bootstrap import write_bootstrap
+from shopmesh.localmesh.ca import IdentityFiles, spiffe_id
+from shopmesh.localmesh.placement import Instance, place
+from shopmesh.localmesh.processes import ManagedProcess
+from shopmesh.localmesh.state import MeshState
+from shopmesh.localmesh.supervisor import free_port
+from shopmesh.localmesh.translate.objects import MeshObjects
+
+ECHO_PORT = 50061
+MANIFESTS = f"""
+apiVersion: v1
+kind: Service
+metadata: {{name: echo, namespace: shop}}
+spec:
+  selector: {{app: echo}}
+  ports: [{{name: grpc-echo, port: {ECHO_PORT}, targetPort: {ECHO_PORT}}}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: echo, namespace: shop}}
+spec:
+  template:
+    metadata: {{labels: {{app: echo}}}}
+    spec:
+      serviceAccountName: echo
+      containers: [{{name: echo, ports: [{{name: grpc, containerPort: {ECHO_PORT}}}]}}]
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {{name: default, namespace: shop}}
+spec: {{mtls: {{mode: STRICT}}}}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {{name: echo, namespace: shop}}
+spec:
+  selector: {{matchLabels: {{app: echo}}}}
+  rules:
+  - from: [{{source: {{principals: [cluster.local/ns/shop/sa/order]}}}}]
+    to: [{{operation: {{paths: ["/test.Echo/*"]}}}}]
+"""
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+class Echo(grpc.GenericRpcHandler):
+    """Answers with what it saw: the request, the metadata it got and its remaining deadline."""
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        seen = dict(details.invocation_metadata)
+
+        def unary(request: bytes, context: grpc.ServicerContext) -> bytes:
+            context.set_trailing_metadata(
+                (
+                    ("x-seen-xfcc", str(seen.get("x-forwarded-client-cert", ""))),
+                    ("x-seen-custom", str(seen.get("x-custom", ""))),
+                    ("x-seen-deadline", f"{context.time_remaining():.3f}"),
+                )
+            )
+            return request
+
+        def fail(request: bytes, context: grpc.ServicerContext) -> bytes:
+            info = any_pb2.Any()
+            info.Pack(error_details_pb2.ErrorInfo(reason="ECHO_REFUSED", domain="echo.test"))
+            context.abort_with_status(
+                rpc_status.to_status(status_pb2.Status(code=9, message="refused by echo", details=[info]))
+            )
+            return b""
+
+        def stream(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+            yield from (request for _ in range(3))
+
+        if details.method == "/test.Echo/Unary":
+            return grpc.unary_unary_rpc_method_handler(unary, _identity, _identity)
+        if details.method == "/test.Echo/Fail":
+            return grpc.unary_unary_rpc_method_handler(fail, _identity, _identity)
+        if details.method == "/test.Echo/Stream":
+            return grpc.unary_stream_rpc_method_handler(stream, _identity, _identity)
+        return None
+
+
+@dataclass
+class EchoPod:
+    client_bootstrap: Path
+    client_identity: IdentityFiles
+    target: str
+
+
+@pytest.fixture(scope="module")
+def echo_pod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EchoPod]:
+    root = tmp_path_factory.mktemp("echo")
+    manifests = root / "manifests.yaml"
+    manifests.write_text(MANIFESTS)
+    state = MeshState(root / "state")
+    (root / "state").mkdir()
+    placement = place(MeshObjects.from_yaml(MANIFESTS), subnet=random.randint(100, 250))
+    placement.save(state.placement_file)
+    (pod,) = placement.instances
+    control_plane = f"127.0.0.1:{free_port()}"
+    order = spiffe_id("shop", "order")
+    processes = []
+    app = grpc.server(futures.ThreadPoolExecutor(max_workers=8), handlers=[Echo()])
+    app_port = app.add_insecure_port("127.0.0.1:0")
+    app.start()
+    try:
+        cp = ManagedProcess(
+            "controlplane",
+            [sys.executable, "-m", "shopmesh.localmesh.controlplane", "--state", str(state.root),
+             "--listen", control_plane, "--source", str(manifests), "--identity", order],
+            {"PATH": "/usr/bin:/bin"}, state.log_file("controlplane"), root,
+        ).start()  # fmt: skip
+        processes.append(cp)
+        cp.wait_for_line("READY", 60)
+        identities = state.identities_directory
+        pod_identity = IdentityFiles(identities / pod.spiffe_id.removeprefix("spiffe://"))
+        bootstrap = write_bootstrap(state.bootstrap_file(pod.name), pod, control_plane, pod_identity)
+        sidecar = ManagedProcess(
+            "sidecar",
+            [sys.executable, "-m", "shopmesh.localmesh.sidecar", "--listen", f"{pod.address}:{ECHO_PORT}",
+             "--app", f"127.0.0.1:{app_port}", "--identity", pod.spiffe_id, "--node-id", pod.node_id],
+            {"PATH": "/usr/bin:/bin", "GRPC_XDS_BOOTSTRAP": str(bootstrap)}, state.log_file("sidecar"), root,
+        ).start()  # fmt: skip
+        processes.append(sidecar)
+        sidecar.wait_for_line("STARTED", 30)
+        client_identity = IdentityFiles(identities / order.removeprefix("spiffe://"))
+        client = Instance("client", "client", "shop", {}, "order", "127.0.0.1", ())
+        client_bootstrap = write_bootstrap(
+            state.bootstrap_file("client"), client, control_plane, client_identity
+        )
+        yield EchoPod(client_bootstrap, client_identity, f"xds:///echo.shop.svc.cluster.local:{ECHO_PORT}")
+    finally:
+        for process in reversed(processes):
+            process.stop()
+        app.stop(0)
+
+
+def _call(pod: EchoPod, method: str, **options: object) -> dict:
+    request = base64.b64encode(b"\x00raw bytes\xff").decode()
+    (result,) = probe(pod.client_bootstrap, [{"target": pod.target, "method": method, "request_b64": request,
+                                               "timeout": 5, **options}])  # fmt: skip
+    return result
+
+
+def test_a_unary_call_arrives_with_its_metadata_deadline_and_the_callers_certificate(
+    echo_pod: EchoPod,
+) -> None:
+    result = _call(echo_pod, "/test.Echo/Unary", metadata=[["x-custom", "hello"]])
+    assert result["code"] == "OK", result
+    assert base64.b64decode(result["response_b64"]) == b"\x00raw bytes\xff"  # bytes untouched
+    trailers = result["trailers"]
+    assert trailers["x-seen-custom"] == "hello"
+    # the client's 5 s deadline reached the service (less the time spent on the way)
+    assert 2.0 < float(trailers["x-seen-deadline"]) <= 5.0
+    certificate = x509.load_pem_x509_certificate(echo_pod.client_identity.certificate_chain.read_bytes())
+    digest = hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
+    assert trailers["x-seen-xfcc"] == (
+        f'By=spiffe://cluster.local/ns/shop/sa/echo;Hash={digest};Subject="";'
+        "URI=spiffe://cluster.local/ns/shop/sa/order"
+    )
+
+
+def test_a_callers_own_xfcc_is_kept_and_ours_appended(echo_pod: EchoPod) -> None:
+    result = _call(echo_pod, "/test.Echo/Unary", metadata=[["x-forwarded-client-cert", "By=forged"]])
+    forwarded = result["trailers"]["x-seen-xfcc"].split(",")
+    assert forwarded[0] == "By=forged"
+    assert forwarded[-1].endswith(";URI=spiffe://cluster.local/ns/shop/sa/order")  # the one to trust
+
+
+def test_status_message_and_details_come_back_unchanged(echo_pod: EchoPod) -> None:
+    result = _call(echo_pod, "/test.Echo/Fail")
+    assert (result["code"], result["details"]) == ("FAILED_PRECONDITION", "refused by echo")
+    status = status_pb2.Status.FromString(base64.b64decode(result["trailers"]["grpc-status-details-bin"]))
+    info = error_details_pb2.ErrorInfo()
+    assert status.details[0].Unpack(info)
+    assert (status.code, info.reason, info.domain) == (9, "ECHO_REFUSED", "echo.test")
+
+
+def test_a_server_stream_is_forwarded_message_by_message(echo_pod: EchoPod) -> None:
+    result = _call(echo_pod, "/test.Echo/Stream", streaming=True)
+    assert (result["code"], result["messages"]) == ("OK", 3)
+
+
+def test_unknown_methods_reach_the_service_and_its_answer_comes_back(echo_pod: EchoPod) -> None:
+    result = _call(echo_pod, "/test.Echo/Nope")
+    assert result["code"] == "UNIMPLEMENTED"
+    assert result["peer"].startswith("sidecar~")
