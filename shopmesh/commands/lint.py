@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from shopmesh.manifests.linter import has_errors, lint
+from shopmesh.manifests.model import Finding
 from shopmesh.manifests.render import RenderError, Stack, discover_stacks
 
 
@@ -43,10 +44,16 @@ def run(args: argparse.Namespace) -> int:
     except RenderError as error:
         print(f"shopmesh lint: {error}", file=sys.stderr)
         return 2
-    # Objects shared by several stacks (istio/base in both) report once.
-    findings = sorted({finding for report in reports for finding in report.findings})
+    # Objects shared by several stacks (istio/base in all) report once; a finding only some
+    # stacks have names them.
+    stacks_of: dict[Finding, list[str]] = {}
+    for report in reports:
+        for finding in report.findings:
+            stacks_of.setdefault(finding, []).append(report.stack.name)
+    findings = sorted(stacks_of)
     for finding in findings:
-        print(finding)
+        names = stacks_of[finding]
+        print(finding if len(names) == len(reports) else f"{finding} (stack {', '.join(names)})")
     for report in reports:
         directories = " + ".join(map(str, report.stack.directories))
         print(

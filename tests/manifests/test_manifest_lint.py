@@ -3,6 +3,7 @@ each) yields exactly its expected code."""
 
 from __future__ import annotations
 
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -73,3 +74,21 @@ def test_every_code_of_the_catalog_is_exercised_or_listed_as_not() -> None:
     # baseline prevents).
     not_exercised = {"IST0113", "KIA0102", "KIA1301"}
     assert set(CATALOG) == exercised | not_exercised
+
+
+def test_lint_reads_the_given_project_and_names_the_stack_of_a_finding(
+    repository: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A copy of the project whose canary overlay alone routes to a subset that does not exist:
+    # lint must read this copy (not the installed package's) and say which stack breaks.
+    for part in ("k8s", "istio"):
+        shutil.copytree(repository / part, tmp_path / part)
+    routes = tmp_path / "istio" / "overlays" / "canary" / "order-routes.yaml"
+    routes.write_text(
+        routes.read_text(encoding="utf-8").replace("subset: v2", "subset: v3"), encoding="utf-8"
+    )
+    assert main(["lint", str(tmp_path)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines
+    assert all(line.startswith("IST0101 error VirtualService/shop/") for line in lines)
+    assert all(line.endswith("(stack canary)") for line in lines)
