@@ -11,6 +11,8 @@ the upstream server still sees exactly the call the client made.
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
 
 import grpc
@@ -98,3 +100,15 @@ class Forwarder(grpc.GenericRpcHandler):
         return grpc.stream_stream_rpc_method_handler(
             forward, request_deserializer=_identity, response_serializer=_identity
         )
+
+
+def serve_until_signalled(server: grpc.Server, banner: str) -> None:
+    """Start, print `STARTED <banner>` (what the supervisor waits for), serve until SIGTERM or
+    SIGINT, then stop with a short grace for the calls in flight."""
+    server.start()
+    print(f"STARTED {banner}", flush=True)
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    stopping.wait()
+    server.stop(grace=1).wait()

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 import uuid
 from collections.abc import Sequence
 from concurrent import futures
@@ -24,7 +22,7 @@ from concurrent import futures
 import grpc
 import grpc.experimental
 
-from shopmesh.localmesh.forwarding import UNLIMITED_MESSAGES, Forwarder
+from shopmesh.localmesh.forwarding import UNLIMITED_MESSAGES, Forwarder, serve_until_signalled
 
 log = logging.getLogger("shopmesh.localmesh.ingress")
 
@@ -61,13 +59,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s ingress %(levelname)s %(message)s")
     server, _port = build_server(arguments.listen, arguments.target)
-    server.start()
-    print(f"STARTED {arguments.listen} -> {arguments.target}", flush=True)
-    stopping = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stopping.set())
-    stopping.wait()
-    server.stop(grace=1).wait()
+    serve_until_signalled(server, f"{arguments.listen} -> {arguments.target}")
 
 
 if __name__ == "__main__":

@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from concurrent import futures
 
@@ -26,7 +24,7 @@ import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from shopmesh.localmesh.forwarding import UNLIMITED_MESSAGES, Forwarder
+from shopmesh.localmesh.forwarding import UNLIMITED_MESSAGES, Forwarder, serve_until_signalled
 
 log = logging.getLogger("shopmesh.localmesh.sidecar")
 
@@ -90,13 +88,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s sidecar %(levelname)s %(message)s")
     server = build_server(arguments.listen, arguments.app, arguments.identity, arguments.node_id)
-    server.start()
-    print(f"STARTED {arguments.listen} -> {arguments.app}", flush=True)
-    stopping = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stopping.set())
-    stopping.wait()
-    server.stop(grace=1).wait()
+    serve_until_signalled(server, f"{arguments.listen} -> {arguments.app}")
 
 
 if __name__ == "__main__":

@@ -217,31 +217,29 @@ _OPERATION_FIELDS: dict[str, Callable[[str], Permission]] = {
 }
 
 
-def _source(source: Mapping[str, Any], where: str) -> Principal:
-    unsupported = set(source) - set(_SOURCE_FIELDS) - {f"not{k[0].upper()}{k[1:]}" for k in _SOURCE_FIELDS}
+def _negated(key: str) -> str:
+    return f"not{key[0].upper()}{key[1:]}"  # principals -> notPrincipals
+
+
+def _entry(
+    entry: Mapping[str, Any], fields: Mapping[str, Callable[[str], Any]], kind: type, where: str
+) -> Any:
+    """One `source` or `operation`: each field present (and its `not` twin) ANDed; none → any."""
+    unsupported = set(entry) - set(fields) - {_negated(key) for key in fields}
     if unsupported:
-        raise TranslationError(f"{where}: source fields {sorted(unsupported)} are not enforced locally")
-    ids: list[Principal] = []
-    for key, build in _SOURCE_FIELDS.items():
-        negated_key = f"not{key[0].upper()}{key[1:]}"
-        ids.extend(_field(source.get(key) or [], source.get(negated_key) or [], build, Principal))
-    if not ids:
-        return Principal(any=True)
-    return ids[0] if len(ids) == 1 else Principal(and_ids=Principal.Set(ids=ids))
+        raise TranslationError(f"{where}: fields {sorted(unsupported)} are not enforced locally")
+    parts: list[Any] = []
+    for key, build in fields.items():
+        parts.extend(_field(entry.get(key) or [], entry.get(_negated(key)) or [], build, kind))
+    return _single(parts, kind) if parts else kind(any=True)
+
+
+def _source(source: Mapping[str, Any], where: str) -> Principal:
+    return _entry(source, _SOURCE_FIELDS, Principal, where)
 
 
 def _operation(operation: Mapping[str, Any], where: str) -> Permission:
-    known = set(_OPERATION_FIELDS) | {f"not{k[0].upper()}{k[1:]}" for k in _OPERATION_FIELDS}
-    unsupported = set(operation) - known
-    if unsupported:
-        raise TranslationError(f"{where}: operation fields {sorted(unsupported)} are not enforced locally")
-    rules: list[Permission] = []
-    for key, build in _OPERATION_FIELDS.items():
-        negated_key = f"not{key[0].upper()}{key[1:]}"
-        rules.extend(_field(operation.get(key) or [], operation.get(negated_key) or [], build, Permission))
-    if not rules:
-        return Permission(any=True)
-    return rules[0] if len(rules) == 1 else Permission(and_rules=Permission.Set(rules=rules))
+    return _entry(operation, _OPERATION_FIELDS, Permission, where)
 
 
 _HEADER_KEY = re.compile(r"^request\.headers\[(?P<name>[^\]]+)\]$")
