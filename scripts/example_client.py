@@ -63,9 +63,11 @@ async def main(order_target: str, inventory_target: str, payment_target: str) ->
         grpc.aio.insecure_channel(inventory_target) as inventory_channel,
         grpc.aio.insecure_channel(payment_target) as payment_channel,
     ):
-        inventory = inventory_pb2_grpc.InventoryServiceAsyncStub(inventory_channel)
-        orders = order_pb2_grpc.OrderServiceAsyncStub(order_channel)
-        payments = payment_pb2_grpc.PaymentServiceAsyncStub(payment_channel)
+        # The generated *Stub classes serve both channel kinds; given an aio channel, the typed
+        # stubs (.pyi) say they return the *AsyncStub type, which exists only for type checkers.
+        inventory = inventory_pb2_grpc.InventoryServiceStub(inventory_channel)
+        orders = order_pb2_grpc.OrderServiceStub(order_channel)
+        payments = payment_pb2_grpc.PaymentServiceStub(payment_channel)
 
         print("catalog:")
         product = await first_product(inventory)
