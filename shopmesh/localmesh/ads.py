@@ -30,6 +30,8 @@ FULL_STATE_TYPES = (LISTENER, CLUSTER)
 @dataclass(eq=False)  # identity-hashed: kept in a set of live streams
 class _Stream:
     node_id: str = ""
+    namespace: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
     subscriptions: dict[str, set[str]] = field(default_factory=dict)
     changed_subscriptions: set[str] = field(default_factory=set)
     sent: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -39,7 +41,12 @@ class _Stream:
 
     def on_request(self, request: discovery_pb2.DiscoveryRequest) -> None:
         if request.node.id:
+            # The bootstrap's node metadata says who asks (istiod reads the same fields).
             self.node_id = request.node.id
+            metadata = request.node.metadata.fields
+            self.namespace = metadata["NAMESPACE"].string_value if "NAMESPACE" in metadata else ""
+            if "LABELS" in metadata:
+                self.labels = {k: v.string_value for k, v in metadata["LABELS"].struct_value.fields.items()}
         if request.type_url not in TYPE_URLS:
             log.warning("%s asked for unknown type %s", self.node_id, request.type_url)
             return
@@ -62,7 +69,11 @@ class _Stream:
         for type_url in TYPE_URLS:
             if type_url not in self.subscriptions:
                 continue
-            wanted = self.subscriptions[type_url]
+            wanted = {
+                name
+                for name in self.subscriptions[type_url]
+                if snapshot.visible(type_url, name, self.namespace, self.labels)
+            }
             digests = {name: snapshot.digest(type_url, name) for name in wanted}
             present = {name: digest for name, digest in digests.items() if digest}
             subscription_changed = type_url in self.changed_subscriptions

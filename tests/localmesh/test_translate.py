@@ -213,3 +213,49 @@ def test_the_projects_canary_stack_translates_and_every_pod_enforces_mtls_and_rb
             assert isinstance(listener, listener_pb2.Listener), instance.name
             assert listener.filter_chains[0].HasField("transport_socket"), instance.name
             assert "envoy.filters.http.rbac" in _rbac(listener), instance.name
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("cluster.local/ns/shop/sa/order", {"exact": "spiffe://cluster.local/ns/shop/sa/order"}),
+        ("cluster.local/ns/shop/*", {"prefix": "spiffe://cluster.local/ns/shop/"}),
+        ("*/sa/order", {"suffix": "/sa/order"}),
+        ("*", {"safe_regex": {"regex": ".+"}}),
+    ],
+)
+def test_principals_follow_istios_string_matching(value: str, expected: dict) -> None:
+    from google.protobuf import json_format
+
+    from shopmesh.localmesh.translate.rbac import _istio_principal
+
+    matcher = _istio_principal(value).authenticated.principal_name
+    assert json_format.MessageToDict(matcher, preserving_proto_field_name=True) == expected
+
+
+def test_sources_and_operations_combine_as_istio_says() -> None:
+    from shopmesh.localmesh.translate.rbac import _policy
+
+    policy = _policy(
+        {
+            "from": [
+                {"source": {"principals": ["cluster.local/ns/shop/sa/order"]}},
+                {"source": {"namespaces": ["ops"], "notPrincipals": ["cluster.local/ns/ops/sa/intern"]}},
+            ],
+            "to": [{"operation": {"paths": ["/a/*"], "methods": ["POST"]}}],
+            "when": [{"key": "request.headers[x-tenant]", "values": ["acme"]}],
+        },
+        "test",
+    )
+    (principal,) = policy.principals
+    first, second = principal.or_ids.ids  # `from` entries are ORed
+    assert first.authenticated.principal_name.exact == "spiffe://cluster.local/ns/shop/sa/order"
+    not_intern, namespace = second.and_ids.ids  # fields of one source are ANDed
+    assert namespace.authenticated.principal_name.safe_regex.regex == ".*/ns/ops/.*"
+    assert not_intern.not_id.authenticated.principal_name.exact == "spiffe://cluster.local/ns/ops/sa/intern"
+    (permission,) = policy.permissions
+    operation, tenant = permission.and_rules.rules  # `when` is ANDed onto the permission
+    path, method = operation.and_rules.rules
+    assert path.url_path.path.prefix == "/a/"
+    assert (method.header.name, method.header.string_match.exact) == (":method", "POST")
+    assert (tenant.header.name, tenant.header.string_match.exact) == ("x-tenant", "acme")

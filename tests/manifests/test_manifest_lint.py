@@ -68,7 +68,8 @@ def test_unrenderable_directory_exits_2(tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_every_code_of_the_catalog_is_exercised_or_listed_as_not() -> None:
     exercised = {case.split("-", 1)[0] for case in CASES}
-    # Codes without a corpus case: each one's mistake necessarily trips another code too
+    # Codes without a corpus case (test_manifest_analyzers.py runs their analyzers alone):
+    # each one's mistake necessarily trips another code too
     # (IST0113 disabling mTLS also breaks our ISTIO_MUTUAL rule; KIA0102 a bad method also
     # breaks POST-only; KIA1301 needs a workload outside any policy, which the deny-all
     # baseline prevents).

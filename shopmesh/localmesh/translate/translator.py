@@ -36,6 +36,7 @@ from shopmesh.localmesh.translate.routes import (
     build_routes,
     virtual_host_domains,
 )
+from shopmesh.localmesh.translate.scope import EgressScope, egress_scopes, scope_for
 from shopmesh.localmesh.translate.tls import STRICT, downstream_transport_socket, mtls_mode
 
 __all__ = ["Snapshot", "TranslationError", "gateway_listener_name", "translate"]
@@ -48,6 +49,18 @@ class Snapshot:
     resources: dict[str, dict[str, Message]] = field(
         default_factory=lambda: {type_url: {} for type_url in names.TYPE_URLS}
     )
+    #: outbound listener name -> service hostname, to scope them per pod (Sidecar egress)
+    outbound_hosts: dict[str, str] = field(default_factory=dict)
+    scopes: list[EgressScope] = field(default_factory=list)
+
+    def visible(self, type_url: str, name: str, namespace: str, labels: Mapping[str, str]) -> bool:
+        """Whether a pod (namespace, labels) may see this resource: its Sidecar's egress hosts
+        bound the outbound listeners it gets; everything else is shared."""
+        hostname = self.outbound_hosts.get(name) if type_url == names.LISTENER else None
+        if hostname is None:
+            return True
+        scope = scope_for(self.scopes, namespace, labels)
+        return scope is None or scope.allows(hostname)
 
     def add(self, type_url: str, name: str, message: Message) -> None:
         if name in self.resources[type_url]:
@@ -119,7 +132,7 @@ def _ingress_gateways(objects: MeshObjects, placement: Placement) -> list[str]:
 
 
 def translate(objects: MeshObjects, placement: Placement) -> Snapshot:
-    snapshot = Snapshot()
+    snapshot = Snapshot(scopes=egress_scopes(objects))
     services = objects.services()
     for service in services:
         # Only gRPC ports reach a gRPC client's listeners (a TCP port, like PostgreSQL's,
@@ -136,6 +149,7 @@ def translate(objects: MeshObjects, placement: Placement) -> Snapshot:
             snapshot.add(
                 names.LISTENER, listener_name, outbound_listener(listener_name, route_name, hostname, port)
             )
+            snapshot.outbound_hosts[listener_name] = hostname
             virtual_services = bound_virtual_services(objects, MESH_GATEWAY, hostname)
             routes = build_routes(objects, virtual_services, None if virtual_services else (hostname, port))
             snapshot.add(
