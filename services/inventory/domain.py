@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from services.common.money import Money, PricedLine
 from services.runtime.errors import AlreadyExists, FailedPrecondition
+from services.runtime.messages import Money, PricedLine
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import grpc
 
-from services.common.messages import timestamp
-from services.common.pagination import cut_page
-from services.common.validation import check_items, page_token, require_identifier
 from services.inventory.domain import Product, Reservation, StockRequest
 from services.inventory.stock import Stock
-from services.runtime.validation import Violations
+from services.runtime.messages import timestamp
+from services.runtime.pagination import cut_page, read_page_token
+from services.runtime.validation import Violations, check_items, require_identifier
 from shop.inventory.v1 import inventory_pb2 as pb
 from shop.inventory.v1 import inventory_pb2_grpc
 
@@ -59,7 +58,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     ) -> pb.ListProductsResponse:
         violations = Violations()
         page_size = violations.page_size("page_size", request.page_size)
-        after = page_token(violations, "page_token", request.page_token, _PRODUCTS_SCOPE)
+        after = read_page_token(violations, "page_token", request.page_token, _PRODUCTS_SCOPE)
         violations.raise_if_any()
         products = await self.stock.list_products(after, page_size + 1)
         page, token = cut_page(products, page_size, _PRODUCTS_SCOPE, lambda product: product.product_id)

@@ -7,8 +7,6 @@ from collections.abc import Sequence
 
 from prometheus_client import Counter
 
-from services.common.money import Money
-from services.common.persistence import SessionFactory, found, utc_now
 from services.inventory.domain import (
     Product,
     Reservation,
@@ -20,6 +18,8 @@ from services.inventory.domain import (
 )
 from services.inventory.store import InventoryRepository
 from services.runtime.errors import NotFound
+from services.runtime.messages import Money
+from services.runtime.persistence import SessionFactory, found, utc_now
 
 log = logging.getLogger(__name__)
 

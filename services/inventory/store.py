@@ -19,9 +19,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.money import Money
-from services.common.persistence import UtcDateTime, insert_if_absent
 from services.inventory.domain import Product, Reservation, ReservationStatus, ReservedLine
+from services.runtime.messages import Money
+from services.runtime.persistence import UtcDateTime, insert_if_absent
 
 metadata = MetaData()
 

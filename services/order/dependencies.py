@@ -12,25 +12,14 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import grpc
-from google.rpc import error_details_pb2  # type: ignore[import-untyped]
-from grpc_status import rpc_status
 
-from services.common.money import Money
 from services.order.domain import DependencyCode, DependencyFailed, Item, Line, Rejected
+from services.runtime.messages import Money
+from services.runtime.outbound import error_reason
 from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from shop.payment.v1 import payment_pb2, payment_pb2_grpc
 
 T = TypeVar("T")
-
-
-def error_reason(error: grpc.aio.AioRpcError) -> str:
-    """The ErrorInfo reason of a failed call, or "" if it has none."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    for detail in [] if status is None else status.details:
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            return info.reason
-    return ""
 
 
 async def _call(

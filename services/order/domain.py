@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from services.common.money import MAX_CHARGE_MINOR_UNITS, Money, PricedLine
 from services.runtime.errors import AlreadyExists, FailedPrecondition
+from services.runtime.messages import MAX_CHARGE_MINOR_UNITS, Money, PricedLine
 
 
 class OrderStatus(enum.Enum):

@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.common.idempotency import fingerprint
-from services.common.persistence import SessionFactory, found, utc_now
 from services.order.domain import TERMINAL, DependencyCode, DependencyFailed, Item, Order, OrderStatus
 from services.order.saga import OrderEvents, Saga, Superseded, forward_lease
 from services.order.store import OrderRepository
 from services.runtime.errors import DeadlineExceeded, Unavailable
+from services.runtime.persistence import SessionFactory, fingerprint, found, utc_now
 
 #: How often a waiter re-reads an order that another replica may be driving.
 POLL_SECONDS = 0.5

@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from services.common.persistence import SessionFactory, utc_now
 from services.order.domain import DependencyFailed
 from services.order.saga import Saga, Superseded, compensation_lease
 from services.order.store import OrderRepository
 from services.runtime.errors import ShopError
+from services.runtime.persistence import SessionFactory, utc_now
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 
 from prometheus_client import Counter
 
-from services.common.persistence import SessionFactory, utc_now
 from services.order.dependencies import InventoryGateway, PaymentGateway
 from services.order.domain import (
     DependencyCode,
@@ -27,6 +26,7 @@ from services.order.domain import (
 )
 from services.order.store import OrderRepository
 from services.runtime.callcontext import current_call, outbound_call_context
+from services.runtime.persistence import SessionFactory, utc_now
 
 log = logging.getLogger(__name__)
 

@@ -7,12 +7,11 @@ from datetime import datetime
 
 import grpc
 
-from services.common.messages import timestamp
-from services.common.pagination import cut_page
-from services.common.validation import check_items, page_token, require_identifier
 from services.order.domain import Item, Order
 from services.order.orders import NewOrder, Orders
-from services.runtime.validation import Violations
+from services.runtime.messages import timestamp
+from services.runtime.pagination import cut_page, read_page_token
+from services.runtime.validation import Violations, check_items, require_identifier
 from shop.order.v1 import order_pb2 as pb
 from shop.order.v1 import order_pb2_grpc
 
@@ -60,7 +59,7 @@ def _listing_scope(customer_id: str) -> str:
 
 def _position(violations: Violations, token: str, customer_id: str) -> tuple[datetime, str] | None:
     """The (create_time, order_id) after which the page starts; None for the first page."""
-    key = page_token(violations, "page_token", token, _listing_scope(customer_id))
+    key = read_page_token(violations, "page_token", token, _listing_scope(customer_id))
     if key is None:
         return None
     moment, _, order_id = key.partition("|")

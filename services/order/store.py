@@ -27,9 +27,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.money import Money
-from services.common.persistence import UtcDateTime, insert_if_absent
 from services.order.domain import DependencyCode, Item, Line, Order, OrderStatus, SagaStep
+from services.runtime.messages import Money
+from services.runtime.persistence import UtcDateTime, insert_if_absent
 
 metadata = MetaData()
 

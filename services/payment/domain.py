@@ -9,7 +9,6 @@ import enum
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from services.common.money import Money
 from services.runtime.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -17,6 +16,7 @@ from services.runtime.errors import (
     InvalidArgument,
     Unavailable,
 )
+from services.runtime.messages import Money
 
 #: Stripe's test tokens and what the simulated processor does with them. Deterministic on
 #: purpose: a test (or a demo) picks the outcome by picking the token.

@@ -8,12 +8,11 @@ from datetime import datetime
 
 from prometheus_client import Counter
 
-from services.common.idempotency import fingerprint
-from services.common.money import Money
-from services.common.persistence import SessionFactory, utc_now
 from services.payment.domain import Payment, PaymentStatus, authorize, key_reused
 from services.payment.store import PaymentRepository, RefundRecord
 from services.runtime.errors import NotFound, Unavailable
+from services.runtime.messages import Money
+from services.runtime.persistence import SessionFactory, fingerprint, utc_now
 
 PAYMENTS = Counter(
     "shop_payments_total", "Charge outcomes: approved, declined, unavailable (processor outage).", ["outcome"]

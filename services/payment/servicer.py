@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import grpc
 
-from services.common.messages import timestamp
-from services.common.money import MAX_CHARGE_MINOR_UNITS, Money
-from services.common.validation import require_identifier
 from services.payment.domain import Payment
 from services.payment.payments import ChargeRequest, Payments, RefundRequest
-from services.runtime.validation import Violations
+from services.runtime.messages import MAX_CHARGE_MINOR_UNITS, Money, timestamp
+from services.runtime.validation import Violations, require_identifier
 from shop.payment.v1 import payment_pb2 as pb
 from shop.payment.v1 import payment_pb2_grpc
 

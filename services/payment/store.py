@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.money import Money
-from services.common.persistence import UtcDateTime, insert_if_absent
 from services.payment.domain import Payment, PaymentStatus
+from services.runtime.messages import Money
+from services.runtime.persistence import UtcDateTime, insert_if_absent
 
 metadata = MetaData()
 

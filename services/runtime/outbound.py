@@ -6,7 +6,8 @@ One channel per dependency, opened once. Its interceptors make each outgoing cal
 - carry the incoming `x-request-id`, and the trace context (`traceparent`/`tracestate`, `b3`,
   `x-b3-*`) which OpenTelemetry's client interceptor writes from the current span.
 Retries and circuit breaking are the mesh's job: the channel disables grpc's own retries, so a
-failure reaches Envoy (or the caller) exactly once.
+failure reaches Envoy (or the caller) exactly once. A failed call's AIP-193 details are read
+here too (`error_reason`), so a service tells a refusal from an outage without parsing them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 
 import grpc
 import grpc.experimental  # insecure_channel_credentials: the xDS fallback (not in grpc.* in 1.85)
+from google.rpc import error_details_pb2  # type: ignore[import-untyped]
+from grpc_status import rpc_status
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
 from services.runtime.callcontext import REQUEST_ID_HEADER, current_call
@@ -52,6 +55,16 @@ def propagated(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetail
     return grpc.aio.ClientCallDetails(
         details.method, timeout, metadata, details.credentials, details.wait_for_ready
     )
+
+
+def error_reason(error: grpc.aio.AioRpcError) -> str:
+    """The ErrorInfo reason of a failed outgoing call (AIP-193), or "" if it has none."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    for detail in [] if status is None else status.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return str(info.reason)
+    return ""
 
 
 def _propagating(base: type, method: str) -> type:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence, Sized
+from typing import Protocol
 
 from services.runtime.errors import FieldViolation, InvalidArgument
 from shop.money.v1.money_pb2 import Money
@@ -24,6 +25,9 @@ _CURRENCY = re.compile(r"[A-Z]{3}")
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+#: Item lists (CreateOrder, ReserveStock): at most this many lines, each of 1 to MAX_QUANTITY units.
+MAX_ITEMS = 50
+MAX_QUANTITY = 1000
 
 
 class Violations:
@@ -85,3 +89,34 @@ class Violations:
     def raise_if_any(self) -> None:
         if self.violations:
             raise InvalidArgument(self.violations)
+
+
+class ItemLike(Protocol):
+    """A line of an item list: order's `LineItem` request and inventory's `StockRequest` alike."""
+
+    @property
+    def product_id(self) -> str: ...
+    @property
+    def quantity(self) -> int: ...
+
+
+def check_items(violations: Violations, field: str, items: Sequence[ItemLike]) -> None:
+    """1 to 50 lines, each a product id and 1 to 1000 units, product ids unique.
+
+    Only the first MAX_ITEMS lines are inspected one by one: a longer list is already refused,
+    and the violations stay bounded whatever the caller sends.
+    """
+    violations.count(field, items, 1, MAX_ITEMS)
+    inspected = items[:MAX_ITEMS]
+    for index, item in enumerate(inspected):
+        violations.identifier(f"{field}[{index}].product_id", item.product_id)
+        violations.int_range(f"{field}[{index}].quantity", item.quantity, 1, MAX_QUANTITY)
+    violations.unique(field, [item.product_id[:64] for item in inspected])
+
+
+def require_identifier(field: str, value: str) -> str:
+    """For a request that only names a resource: its identifier, or INVALID_ARGUMENT."""
+    violations = Violations()
+    violations.identifier(field, value)
+    violations.raise_if_any()
+    return value

@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.common.money import CurrencyMismatch, Money
 from services.inventory.domain import Reservation, ReservationStatus, ReservedLine, StockRequest
 from services.order.domain import DependencyCode, Item, Line, Order, OrderStatus, Rejected, SagaStep
 from services.payment.domain import Payment, PaymentStatus, authorize
 from services.runtime.errors import AlreadyExists, FailedPrecondition, InvalidArgument, Unavailable
+from services.runtime.messages import CurrencyMismatch, Money
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 USD = "USD"
