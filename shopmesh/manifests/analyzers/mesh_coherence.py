@@ -49,12 +49,17 @@ def _retries_disabled(route: Mapping[str, Any]) -> bool:
     return retries is not None and retries.get("attempts", 0) == 0
 
 
+def grpc_service_hosts(inventory: Inventory) -> dict[str, str]:
+    """FQDN -> contract name, for the rendered Services of the three gRPC services."""
+    return {fqdn(s.name, s.namespace): s.name for s in inventory.of_kind("Service") if s.name in CONTRACTS}
+
+
 def retries_on_non_idempotent(inventory: Inventory) -> None:
     """SHM0201: a route that can carry a non-idempotent method must say `attempts: 0`, since
     Istio retries every route by default (2 attempts, including on UNAVAILABLE)."""
+    hosts = grpc_service_hosts(inventory)
     for vs in inventory.of_kind("VirtualService"):
-        for service in CONTRACTS:
-            host = fqdn(service, "shop")
+        for host, service in hosts.items():
             routes = [
                 r
                 for r in vs.spec.get("http") or []
@@ -282,7 +287,7 @@ def _gateway_routes(inventory: Inventory) -> Iterator[tuple[Resource, Mapping[st
         for route in vs.spec.get("http") or []:
             for destination in route.get("route") or []:
                 host = fqdn((destination.get("destination") or {}).get("host", ""), vs.namespace)
-                service = next((s for s in CONTRACTS if fqdn(s, "shop") == host), None)
+                service = grpc_service_hosts(inventory).get(host)
                 if service is not None:
                     yield vs, route, service
 
