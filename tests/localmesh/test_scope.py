@@ -53,6 +53,6 @@ def test_a_pod_cannot_reach_a_service_outside_its_sidecar_scope(mesh: LocalMesh)
     # call's deadline (gRPC would give up on the resource after 15 s).
     assert from_inventory["code"] == "DEADLINE_EXCEEDED", from_inventory
     assert from_inventory["peer"] == ""
-    (from_order,) = probe(mesh.state.bootstrap_file("order-0"), plan)
+    (from_order,) = probe(mesh.state.bootstrap_file("order-0"), [{**plan[0], "timeout": 15}])
     assert from_order["code"] == "INVALID_ARGUMENT", from_order  # reached payment's service
     assert from_order["peer"].startswith("sidecar~")
