@@ -10,7 +10,9 @@ A plan is a JSON list of batches; each prints one JSON line per call:
    "method": "/shop.payment.v1.PaymentService/GetPayment",
    "request_b64": "...", "metadata": [["x-canary", "true"]],
    "count": 1, "concurrency": 1, "timeout": 5.0, "streaming": false, "pause": 0.0,
-   "credentials": "xds" | "insecure", "duration": null, "requests_b64": null}
+   "credentials": "xds" | "insecure", "duration": null, "requests_b64": null,
+   "fresh_channel": false}
+`fresh_channel` makes each call on a channel (so a connection) of its own;
 `duration` keeps each worker calling until that many seconds have passed (`count` still caps
 the calls); `requests_b64`, a list, gives call i the request i modulo its length.
 → {"batch": 0, "index": 0, "code": "OK", "details": "", "peer": "sidecar~127.10.4.1~...",
@@ -120,6 +122,7 @@ def run(plan: list[dict[str, Any]], out: Any = sys.stdout) -> None:
         counter = iter(range(count))
 
         def worker(
+            key: tuple[str, str] = key,
             channel: grpc.Channel = channel,
             batch: dict[str, Any] = batch,
             requests: list[bytes] = requests,
@@ -134,7 +137,12 @@ def run(plan: list[dict[str, Any]], out: Any = sys.stdout) -> None:
                 if index is None:
                     return
                 started = time.monotonic()
-                result = _call(channel, batch, requests[index % len(requests)])
+                if batch.get("fresh_channel"):
+                    # a new connection, so a new TLS handshake with the current certificate
+                    with _channel(*key) as fresh:
+                        result = _call(fresh, batch, requests[index % len(requests)])
+                else:
+                    result = _call(channel, batch, requests[index % len(requests)])
                 result.update(
                     batch=number,
                     index=index,

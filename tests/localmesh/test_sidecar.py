@@ -31,6 +31,9 @@ from shopmesh.localmesh.supervisor import free_port
 from shopmesh.localmesh.translate.objects import MeshObjects
 
 ECHO_PORT = 50061
+#: Short enough that certificates rotate during these tests (renewed at half life, re-read by
+#: gRPC every 5 s: bootstrap.CERTIFICATE_REFRESH), long enough to outlive one refresh.
+CERTIFICATE_LIFETIME = 12
 MANIFESTS = f"""
 apiVersion: v1
 kind: Service
@@ -132,7 +135,8 @@ def echo_pod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EchoPod]:
         cp = ManagedProcess(
             "controlplane",
             [sys.executable, "-m", "shopmesh.localmesh.controlplane", "--state", str(state.root),
-             "--listen", control_plane, "--source", str(manifests), "--identity", order],
+             "--listen", control_plane, "--source", str(manifests), "--identity", order,
+             "--certificate-lifetime", str(CERTIFICATE_LIFETIME)],
             {"PATH": "/usr/bin:/bin"}, state.log_file("controlplane"), root,
         ).start()  # fmt: skip
         processes.append(cp)
@@ -210,3 +214,25 @@ def test_unknown_methods_reach_the_service_and_its_answer_comes_back(echo_pod: E
     result = _call(echo_pod, "/test.Echo/Nope")
     assert result["code"] == "UNIMPLEMENTED"
     assert result["peer"].startswith("sidecar~")
+
+
+def test_rotated_certificates_are_picked_up_without_a_failed_call(echo_pod: EchoPod) -> None:
+    """One long-lived client process: gRPC's file watcher re-reads the renewed certificate (new
+    connections present it: the XFCC hash the service sees changes) and no call fails across
+    the rotation, on the client's side or the sidecar's (whose certificate rotates too)."""
+    results = probe(
+        echo_pod.client_bootstrap,
+        [
+            {
+                "target": echo_pod.target,
+                "method": "/test.Echo/Unary",
+                "count": 1000,
+                "duration": CERTIFICATE_LIFETIME + 3,  # renewed at half life, re-read within 5 s
+                "pause": 0.5,
+                "fresh_channel": True,  # certificates are presented at each handshake
+            }
+        ],
+    )
+    assert [r for r in results if r["code"] != "OK"] == []
+    hashes = list(dict.fromkeys(r["trailers"]["x-seen-xfcc"].split(";")[1] for r in results))
+    assert len(hashes) >= 2, hashes  # the client presented a renewed certificate
