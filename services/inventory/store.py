@@ -169,16 +169,11 @@ class InventoryRepository:
         )
 
     async def get_reservation(self, reservation_id: str, *, for_update: bool = False) -> Reservation | None:
-        if for_update:
-            # A no-op UPDATE is the portable SELECT … FOR UPDATE: it locks the row on
-            # PostgreSQL and, being the transaction's first write, takes SQLite's write lock
-            # before the read (pysqlite opens the transaction only at the first write).
-            await self.session.execute(
-                update(reservations)
-                .where(reservations.c.reservation_id == reservation_id)
-                .values(update_time=reservations.c.update_time)
-            )
         query = select(reservations).where(reservations.c.reservation_id == reservation_id)
+        if for_update:
+            # Locks the row on PostgreSQL; SQLite has no row locks (nor FOR UPDATE), and needs
+            # none: its transactions hold the write lock from BEGIN (services/runtime/database.py).
+            query = query.with_for_update()
         row = (await self.session.execute(query)).first()
         if row is None:
             return None

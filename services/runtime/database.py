@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy.exc
 from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from services.runtime.errors import Aborted, ShopError, Unavailable
@@ -40,8 +40,14 @@ _CONFLICT_SQLSTATES = ("40001", "40P01")
 _SQLITE_UNAVAILABLE = ("database is locked", "unable to open database file", "disk i/o error")
 
 
-def create_engine(url: str, *, service: str, pool_size: int = 10) -> AsyncEngine:
-    """An engine with the runtime's timeouts; on PostgreSQL the search_path is the service's schema."""
+def create_engine(url: str, *, service: str, pool_size: int = 10, transactions: bool = True) -> AsyncEngine:
+    """An engine with the runtime's timeouts; on PostgreSQL the search_path is the service's schema.
+
+    On SQLite every transaction starts with BEGIN IMMEDIATE (see `_begin_immediate`);
+    `transactions=False` leaves SQLite statements in autocommit instead: for the health probe,
+    whose one SELECT needs no transaction and must not queue for (or hold) the write lock.
+    PostgreSQL ignores it: its transactions lock nothing until they write.
+    """
     if make_url(url).get_backend_name() == "postgresql":
         return create_async_engine(
             url,
@@ -65,10 +71,16 @@ def create_engine(url: str, *, service: str, pool_size: int = 10) -> AsyncEngine
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
     )
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    if transactions:
+        event.listen(engine.sync_engine, "begin", _begin_immediate)
     return engine
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # The driver must not BEGIN on its own: sqlite3's legacy mode (aiosqlite's too) begins only
+    # before the first INSERT/UPDATE/DELETE, so a transaction's reads ran outside it. SQLAlchemy
+    # emits BEGIN instead (`_begin_immediate`); the driver still sends COMMIT and ROLLBACK.
+    dbapi_connection.isolation_level = None
     # WAL lets readers run beside the one writer; busy_timeout waits for the writer instead of
     # failing at once; SQLite leaves foreign keys off unless asked.
     cursor = dbapi_connection.cursor()
@@ -78,6 +90,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _begin_immediate(connection: Connection) -> None:
+    # SQLAlchemy's recipe for SQLite transactions (docs: "Enabling Non-Legacy SQLite
+    # Transactional Modes"), with IMMEDIATE: the transaction takes the database's write lock at
+    # BEGIN, waiting up to busy_timeout for the current writer. So a read-then-write
+    # transaction is serializable from its first read — no lost update, no "database is locked"
+    # when a deferred reader tries to become the writer — and needs no write-first trick. SQLite
+    # has one writer at a time anyway; read-only transactions queue too, which on the embedded
+    # (laptop) database costs less than a second code path for reads would.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 class Database:
     def __init__(self, url: str, *, service: str) -> None:
         self.url = url
@@ -85,7 +108,9 @@ class Database:
         self.engine = create_engine(url, service=service)
         # The health probe has its own one-connection pool, so a busy service (every pooled
         # connection in use) is not mistaken for an unreachable database.
-        self._probe_engine = create_engine(url, service=service, pool_size=1)
+        # On SQLite it runs in autocommit: `SELECT 1` answers beside a writer instead of
+        # queueing for the write lock behind it (and a slow writer is not an outage).
+        self._probe_engine = create_engine(url, service=service, pool_size=1, transactions=False)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property

@@ -55,6 +55,8 @@ def _migrate(connection: Connection, service: str, target_metadata: MetaData) ->
         version_table_schema=service if postgresql else None,
         render_as_batch=not postgresql,  # SQLite alters tables by copying them
     )
+    # One transaction for the whole upgrade on both backends (on SQLite it is the engine's
+    # BEGIN IMMEDIATE, see database.py): a migration that fails leaves no half-made tables.
     with context.begin_transaction():
         context.run_migrations()
 

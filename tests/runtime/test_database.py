@@ -58,6 +58,43 @@ async def test_a_session_commits_on_success_and_rolls_back_on_error(tmp_path: Pa
         await database.dispose()
 
 
+async def test_a_sqlite_transaction_is_isolated_from_its_first_read(tmp_path: Path) -> None:
+    # Two read-then-write transactions at once: with the driver's legacy BEGIN (only at the
+    # first write) both would read 0 and the second write would be lost. BEGIN IMMEDIATE makes
+    # the second wait for the first.
+    database = Database(f"sqlite+aiosqlite:///{tmp_path}/t.db", service="payment")
+    try:
+        async with database.session() as session:
+            await session.execute(text("CREATE TABLE counter (v INTEGER)"))
+            await session.execute(text("INSERT INTO counter VALUES (0)"))
+
+        async def increment() -> None:
+            async with database.session() as session:
+                seen = (await session.execute(text("SELECT v FROM counter"))).scalar_one()
+                await asyncio.sleep(0.1)
+                await session.execute(text("UPDATE counter SET v = :v"), {"v": seen + 1})
+
+        await asyncio.gather(increment(), increment())
+        async with database.session() as session:
+            assert (await session.execute(text("SELECT v FROM counter"))).scalar_one() == 2
+    finally:
+        await database.dispose()
+
+
+async def test_the_sqlite_health_probe_answers_while_a_writer_holds_the_lock(tmp_path: Path) -> None:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path}/t.db", service="payment")
+    try:
+        async with database.session() as session:
+            await session.execute(text("CREATE TABLE t (v INTEGER)"))
+            # This transaction holds the write lock now; a probe that began a transaction of
+            # its own would queue behind it and report the database down.
+            started = time.monotonic()
+            assert await database.ping(timeout=0.5)
+            assert time.monotonic() - started < 0.5
+    finally:
+        await database.dispose()
+
+
 class _SqlState(Exception):
     def __init__(self, sqlstate: str) -> None:
         super().__init__(sqlstate)
