@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from services.runtime.errors import InvalidArgument
-from services.runtime.pagination import decode_page_token, encode_page_token
-from services.runtime.validation import Violations
+from services.runtime.pagination import cut_page, decode_page_token, encode_page_token, read_page_token
+from services.runtime.validation import Violations, check_items, require_identifier
 from shop.money.v1.money_pb2 import Money
 
 
@@ -76,3 +76,48 @@ def test_a_foreign_or_garbage_token_is_invalid_on_its_field(token: str) -> None:
     with pytest.raises(InvalidArgument) as failure:
         decode_page_token("page_token", token, "customers/c-1/orders")
     assert [violation.field for violation in failure.value.violations] == ["page_token"]
+
+
+def test_a_bad_page_token_is_reported_with_the_other_violations() -> None:
+    violations = Violations()
+    violations.identifier("customer_id", "")
+    assert read_page_token(violations, "page_token", "e30", "customers/c-1/orders") is None
+    assert fields(violations) == ["customer_id", "page_token"]
+    token = encode_page_token("customers/c-1/orders", "k-7")
+    assert read_page_token(violations, "page_token", token, "customers/c-1/orders") == "k-7"
+    assert fields(violations) == ["customer_id", "page_token"]
+
+
+def test_a_page_is_cut_from_rows_fetched_with_one_extra() -> None:
+    page, token = cut_page(["a", "b", "c"], 2, "products", lambda row: row)
+    assert page == ["a", "b"]
+    assert decode_page_token("page_token", token, "products") == "b"
+    assert cut_page(["a", "b"], 2, "products", lambda row: row) == (["a", "b"], "")
+
+
+class _Line:
+    def __init__(self, product_id: str, quantity: int) -> None:
+        self.product_id = product_id
+        self.quantity = quantity
+
+
+def test_item_lists_are_checked_line_by_line_and_bounded() -> None:
+    violations = Violations()
+    check_items(violations, "items", [_Line("p-1", 1), _Line("", 0), _Line("p-1", 1001)])
+    assert fields(violations) == [
+        "items[1].product_id",
+        "items[1].quantity",
+        "items[2].quantity",
+        "items[2]",
+    ]
+    violations = Violations()
+    check_items(violations, "items", [_Line("", 0)] * 500)
+    assert fields(violations)[0] == "items"
+    assert len(fields(violations)) <= 1 + 2 * 50 + 50  # only the first 50 lines are inspected
+
+
+def test_a_request_naming_a_resource_needs_a_valid_identifier() -> None:
+    assert require_identifier("order_id", "o-1") == "o-1"
+    with pytest.raises(InvalidArgument) as failure:
+        require_identifier("order_id", "no spaces")
+    assert [violation.field for violation in failure.value.violations] == ["order_id"]
