@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -23,6 +24,15 @@ from shop.payment.v1 import payment_pb2_grpc
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path}/t.db", service="payment")
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
 async def test_sqlite_runs_in_wal_with_a_busy_timeout_and_foreign_keys(tmp_path: Path) -> None:
     database = Database(f"sqlite+aiosqlite:///{tmp_path}/var/deep/payment.db", service="payment")
     try:
@@ -38,61 +48,49 @@ async def test_sqlite_runs_in_wal_with_a_busy_timeout_and_foreign_keys(tmp_path:
         await database.dispose()
 
 
-async def test_a_session_commits_on_success_and_rolls_back_on_error(tmp_path: Path) -> None:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path}/t.db", service="payment")
-    try:
+async def test_a_session_commits_on_success_and_rolls_back_on_error(database: Database) -> None:
+    async with database.session() as session:
+        await session.execute(text("CREATE TABLE t (v INTEGER)"))
+        await session.execute(text("INSERT INTO t VALUES (1)"))
+
+    async def insert_then_fail() -> None:
         async with database.session() as session:
-            await session.execute(text("CREATE TABLE t (v INTEGER)"))
-            await session.execute(text("INSERT INTO t VALUES (1)"))
+            await session.execute(text("INSERT INTO t VALUES (2)"))
+            raise errors.NotFound("thing", "t-2")
 
-        async def insert_then_fail() -> None:
-            async with database.session() as session:
-                await session.execute(text("INSERT INTO t VALUES (2)"))
-                raise errors.NotFound("thing", "t-2")
-
-        with pytest.raises(errors.NotFound):  # a domain error passes through untouched
-            await insert_then_fail()
-        async with database.session() as session:
-            assert (await session.execute(text("SELECT v FROM t"))).scalars().all() == [1]
-    finally:
-        await database.dispose()
+    with pytest.raises(errors.NotFound):  # a domain error passes through untouched
+        await insert_then_fail()
+    async with database.session() as session:
+        assert (await session.execute(text("SELECT v FROM t"))).scalars().all() == [1]
 
 
-async def test_a_sqlite_transaction_is_isolated_from_its_first_read(tmp_path: Path) -> None:
+async def test_a_sqlite_transaction_is_isolated_from_its_first_read(database: Database) -> None:
     # Two read-then-write transactions at once: with the driver's legacy BEGIN (only at the
     # first write) both would read 0 and the second write would be lost. BEGIN IMMEDIATE makes
     # the second wait for the first.
-    database = Database(f"sqlite+aiosqlite:///{tmp_path}/t.db", service="payment")
-    try:
+    async with database.session() as session:
+        await session.execute(text("CREATE TABLE counter (v INTEGER)"))
+        await session.execute(text("INSERT INTO counter VALUES (0)"))
+
+    async def increment() -> None:
         async with database.session() as session:
-            await session.execute(text("CREATE TABLE counter (v INTEGER)"))
-            await session.execute(text("INSERT INTO counter VALUES (0)"))
+            seen = (await session.execute(text("SELECT v FROM counter"))).scalar_one()
+            await asyncio.sleep(0.1)
+            await session.execute(text("UPDATE counter SET v = :v"), {"v": seen + 1})
 
-        async def increment() -> None:
-            async with database.session() as session:
-                seen = (await session.execute(text("SELECT v FROM counter"))).scalar_one()
-                await asyncio.sleep(0.1)
-                await session.execute(text("UPDATE counter SET v = :v"), {"v": seen + 1})
-
-        await asyncio.gather(increment(), increment())
-        async with database.session() as session:
-            assert (await session.execute(text("SELECT v FROM counter"))).scalar_one() == 2
-    finally:
-        await database.dispose()
+    await asyncio.gather(increment(), increment())
+    async with database.session() as session:
+        assert (await session.execute(text("SELECT v FROM counter"))).scalar_one() == 2
 
 
-async def test_the_sqlite_health_probe_answers_while_a_writer_holds_the_lock(tmp_path: Path) -> None:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path}/t.db", service="payment")
-    try:
-        async with database.session() as session:
-            await session.execute(text("CREATE TABLE t (v INTEGER)"))
-            # This transaction holds the write lock now; a probe that began a transaction of
-            # its own would queue behind it and report the database down.
-            started = time.monotonic()
-            assert await database.ping(timeout=0.5)
-            assert time.monotonic() - started < 0.5
-    finally:
-        await database.dispose()
+async def test_the_sqlite_health_probe_answers_while_a_writer_holds_the_lock(database: Database) -> None:
+    async with database.session() as session:
+        await session.execute(text("CREATE TABLE t (v INTEGER)"))
+        # This transaction holds the write lock now; a probe that began a transaction of
+        # its own would queue behind it and report the database down.
+        started = time.monotonic()
+        assert await database.ping(timeout=0.5)
+        assert time.monotonic() - started < 0.5
 
 
 class _SqlState(Exception):
