@@ -82,7 +82,7 @@ class Forwarder(grpc.GenericRpcHandler):
                 self._decorate(metadata, context)
             remaining = context.time_remaining()
             timeout = remaining if remaining is not None and remaining < _NO_DEADLINE else None
-            call = upstream(requests, timeout=timeout, metadata=metadata)
+            call = upstream(requests, timeout=timeout, metadata=tuple(metadata))
             context.add_callback(call.cancel)  # the client went away: cancel upstream too
             # Response headers always go out before the status, even for an upstream
             # Trailers-Only reply: grpc-core's xDS server aborts the process on a

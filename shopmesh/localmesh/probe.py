@@ -79,7 +79,7 @@ def _channel(target: str, credentials: str) -> grpc.Channel:
 
 
 def _call(channel: grpc.Channel, batch: dict[str, Any], request: bytes) -> dict[str, Any]:
-    metadata = [(str(k), str(v)) for k, v in batch.get("metadata") or []]
+    metadata = tuple((str(k), str(v)) for k, v in batch.get("metadata") or [])
     timeout = float(batch.get("timeout", 5.0))
     if batch.get("streaming"):
         stream = channel.unary_stream(

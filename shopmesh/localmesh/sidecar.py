@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
-import sys
 from collections.abc import Sequence
 from concurrent import futures
 
@@ -39,7 +38,9 @@ def client_cert_details(local_identity: str, context: grpc.ServicerContext) -> s
     (`SetCurrentClientCertDetails{Subject, URI, DNS}`): `By=<our SPIFFE id>;Hash=<SHA-256 of the
     client certificate, DER, hex>;Subject="<subject>";URI=<client SPIFFE id>`."""
     auth = context.auth_context()
-    pem = next(iter(auth.get("x509_pem_cert") or ()), None)
+    found: bytes | list[bytes] = auth.get("x509_pem_cert") or []
+    certificates = [found] if isinstance(found, bytes) else list(found)
+    pem = certificates[0] if certificates else None
     if pem is None:
         return None  # plaintext (only with PeerAuthentication DISABLE): nothing to vouch for
     certificate = x509.load_pem_x509_certificate(pem)
@@ -92,4 +93,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

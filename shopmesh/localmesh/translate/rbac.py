@@ -18,7 +18,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from envoy.config.core.v3 import address_pb2
 from envoy.config.rbac.v3 import rbac_pb2 as rbac_config
@@ -39,8 +39,8 @@ from shopmesh.localmesh.translate.objects import (
 )
 
 SPIFFE_PREFIX = "spiffe://"
-Principal = rbac_config.Principal
-Permission = rbac_config.Permission
+Principal: TypeAlias = rbac_config.Principal
+Permission: TypeAlias = rbac_config.Permission
 
 
 @dataclass(frozen=True)
@@ -267,6 +267,8 @@ def _condition(condition: Mapping[str, Any], where: str) -> tuple[Principal | No
 
 
 def _single(items: list[Any], kind: type) -> Any:
+    if len(items) == 1:
+        return items[0]
     if kind is Principal:
-        return items[0] if len(items) == 1 else Principal(and_ids=Principal.Set(ids=items))
-    return items[0] if len(items) == 1 else Permission(and_rules=Permission.Set(rules=items))
+        return rbac_config.Principal(and_ids=rbac_config.Principal.Set(ids=items))
+    return rbac_config.Permission(and_rules=rbac_config.Permission.Set(rules=items))
