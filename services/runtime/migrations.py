@@ -57,6 +57,9 @@ def _migrate(connection: Connection, service: str, target_metadata: MetaData) ->
     )
     # One transaction for the whole upgrade on both backends (on SQLite it is the engine's
     # BEGIN IMMEDIATE, see database.py): a migration that fails leaves no half-made tables.
+    # So on SQLite `PRAGMA foreign_keys=OFF` inside a migration does nothing (SQLite ignores it
+    # in a transaction): a batch migration that rebuilds a table others reference must keep
+    # the references valid as it goes.
     with context.begin_transaction():
         context.run_migrations()
 
