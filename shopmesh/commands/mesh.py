@@ -12,12 +12,8 @@ import signal
 import threading
 from pathlib import Path
 
-from google.protobuf import json_format
-
-from shopmesh.localmesh.placement import place
-from shopmesh.localmesh.supervisor import LOCAL_REPLICAS, LocalMesh, MeshSettings
-from shopmesh.localmesh.translate.objects import render
-from shopmesh.localmesh.translate.translator import describe, translate
+# shopmesh.localmesh is imported in the handlers only: it needs the `mesh` extra (xds-protos),
+# which the service image leaves out, and every `shopmesh` command builds this parser.
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,6 +41,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def run_up(args: argparse.Namespace) -> int:
+    from shopmesh.localmesh.supervisor import LocalMesh, MeshSettings
+
     settings = MeshSettings.for_project(args.root.resolve(), overlay=args.overlay)
     settings.subnet = args.subnet
     settings.control_plane = args.control_plane
@@ -75,6 +73,13 @@ def run_up(args: argparse.Namespace) -> int:
 
 
 def run_xds(args: argparse.Namespace) -> int:
+    from google.protobuf import json_format
+
+    from shopmesh.localmesh.placement import place
+    from shopmesh.localmesh.supervisor import LOCAL_REPLICAS, MeshSettings
+    from shopmesh.localmesh.translate.objects import render
+    from shopmesh.localmesh.translate.translator import describe, translate
+
     settings = MeshSettings.for_project(args.root.resolve(), overlay=args.overlay)
     objects = render(settings.sources)
     snapshot = translate(objects, place(objects, replicas=LOCAL_REPLICAS))
