@@ -333,13 +333,14 @@ class LocalMesh:
         lines.append(f"  grpcurl -plaintext {host} list")
         lines.append(f"  grpcurl -plaintext {host} describe shop.order.v1.OrderService")
         lines.append(f"  grpcurl -plaintext {host} shop.inventory.v1.InventoryService/ListProducts")
-        lines.append(
-            f'  grpcurl -plaintext -d \'{{"request_id": "r1", "customer_id": "c1", '
-            f'"items": [{{"product_id": "<a product_id from ListProducts>", "quantity": 1}}], '
-            f'"payment_token": "tok_visa"}}\' {host} shop.order.v1.OrderService/CreateOrder'
+        order = (
+            '{"request_id": "r1", "customer_id": "c1", "payment_token": "tok_visa", '
+            '"items": [{"product_id": "sku-espresso-beans", "quantity": 1}]}'
         )
+        lines.append(f"  grpcurl -plaintext -d '{order}' {host} shop.order.v1.OrderService/CreateOrder")
         lines.append(
-            f"  grpcurl -plaintext -H 'x-canary: true' {host} shop.order.v1.OrderService/ListOrders ..."
+            f"  grpcurl -plaintext -H 'x-canary: true' -d '{{\"customer_id\": \"c1\"}}' {host} "
+            "shop.order.v1.OrderService/ListOrders   # always order v2"
         )
         lines.append("  shopmesh mesh xds   # the xDS resources served now")
         return "\n".join(lines)
