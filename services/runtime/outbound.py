@@ -5,8 +5,11 @@ One channel per dependency, opened once. Its interceptors make each outgoing cal
   extended), or within DEFAULT_TIMEOUT_SECONDS when no incoming deadline applies;
 - carry the incoming `x-request-id`, and the trace context (`traceparent`/`tracestate`, `b3`,
   `x-b3-*`) which OpenTelemetry's client interceptor writes from the current span.
-Retries and circuit breaking are the mesh's job: the channel disables grpc's own retries, so a
-failure reaches Envoy (or the caller) exactly once. A failed call's AIP-193 details are read
+Retries and circuit breaking are the mesh's job, so the code configures none. grpc's retry
+support stays on because the only retry policy a channel can get is the mesh's own: behind an
+Envoy sidecar none is ever configured (no service config), while in a proxyless mesh (`xds:///`
+targets) the client library *is* the data plane and applies the VirtualService's `retries`
+pushed over xDS. Turning it off would silently drop those. A failed call's AIP-193 details are read
 here too (`error_reason`), so a service tells a refusal from an outage without parsing them.
 """
 
@@ -30,7 +33,6 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 
 def open_channel(target: str, settings: Settings) -> grpc.aio.Channel:
     options = [
-        ("grpc.enable_retries", 0),
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
     ]
