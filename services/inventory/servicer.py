@@ -54,7 +54,9 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         self.stock = stock
 
     async def ListProducts(
-        self, request: pb.ListProductsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.ListProductsRequest,
+        context: grpc.aio.ServicerContext[pb.ListProductsRequest, pb.ListProductsResponse],
     ) -> pb.ListProductsResponse:
         violations = Violations()
         page_size = violations.page_size("page_size", request.page_size)
@@ -65,7 +67,9 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         return pb.ListProductsResponse(products=[product_message(p) for p in page], next_page_token=token)
 
     async def GetProduct(
-        self, request: pb.GetProductRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.GetProductRequest,
+        context: grpc.aio.ServicerContext[pb.GetProductRequest, pb.GetProductResponse],
     ) -> pb.GetProductResponse:
         require_identifier("product_id", request.product_id)
         return pb.GetProductResponse(
@@ -73,7 +77,9 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         )
 
     async def ReserveStock(
-        self, request: pb.ReserveStockRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.ReserveStockRequest,
+        context: grpc.aio.ServicerContext[pb.ReserveStockRequest, pb.ReserveStockResponse],
     ) -> pb.ReserveStockResponse:
         violations = Violations()
         violations.identifier("reservation_id", request.reservation_id)
@@ -84,19 +90,25 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         return pb.ReserveStockResponse(reservation=reservation_message(reservation))
 
     async def ReleaseReservation(
-        self, request: pb.ReleaseReservationRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.ReleaseReservationRequest,
+        context: grpc.aio.ServicerContext[pb.ReleaseReservationRequest, pb.ReleaseReservationResponse],
     ) -> pb.ReleaseReservationResponse:
         reservation = await self.stock.release(require_identifier("reservation_id", request.reservation_id))
         return pb.ReleaseReservationResponse(reservation=reservation_message(reservation))
 
     async def CommitReservation(
-        self, request: pb.CommitReservationRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.CommitReservationRequest,
+        context: grpc.aio.ServicerContext[pb.CommitReservationRequest, pb.CommitReservationResponse],
     ) -> pb.CommitReservationResponse:
         reservation = await self.stock.commit(require_identifier("reservation_id", request.reservation_id))
         return pb.CommitReservationResponse(reservation=reservation_message(reservation))
 
     async def AdjustStock(
-        self, request: pb.AdjustStockRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.AdjustStockRequest,
+        context: grpc.aio.ServicerContext[pb.AdjustStockRequest, pb.AdjustStockResponse],
     ) -> pb.AdjustStockResponse:
         violations = Violations()
         violations.identifier("product_id", request.product_id)

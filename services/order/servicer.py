@@ -75,7 +75,9 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         self.orders = orders
 
     async def CreateOrder(
-        self, request: pb.CreateOrderRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.CreateOrderRequest,
+        context: grpc.aio.ServicerContext[pb.CreateOrderRequest, pb.CreateOrderResponse],
     ) -> pb.CreateOrderResponse:
         violations = Violations()
         violations.identifier("request_id", request.request_id)
@@ -94,13 +96,17 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         return pb.CreateOrderResponse(order=order_message(order))
 
     async def GetOrder(
-        self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.GetOrderRequest,
+        context: grpc.aio.ServicerContext[pb.GetOrderRequest, pb.GetOrderResponse],
     ) -> pb.GetOrderResponse:
         order = await self.orders.get(require_identifier("order_id", request.order_id))
         return pb.GetOrderResponse(order=order_message(order))
 
     async def ListOrders(
-        self, request: pb.ListOrdersRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.ListOrdersRequest,
+        context: grpc.aio.ServicerContext[pb.ListOrdersRequest, pb.ListOrdersResponse],
     ) -> pb.ListOrdersResponse:
         violations = Violations()
         violations.identifier("customer_id", request.customer_id)
@@ -115,7 +121,9 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         return pb.ListOrdersResponse(orders=[order_message(order) for order in page], next_page_token=token)
 
     async def CancelOrder(
-        self, request: pb.CancelOrderRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.CancelOrderRequest,
+        context: grpc.aio.ServicerContext[pb.CancelOrderRequest, pb.CancelOrderResponse],
     ) -> pb.CancelOrderResponse:
         violations = Violations()
         violations.identifier("order_id", request.order_id)
@@ -125,7 +133,9 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         return pb.CancelOrderResponse(order=order_message(order))
 
     async def WatchOrder(
-        self, request: pb.WatchOrderRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.WatchOrderRequest,
+        context: grpc.aio.ServicerContext[pb.WatchOrderRequest, pb.WatchOrderResponse],
     ) -> AsyncIterator[pb.WatchOrderResponse]:
         async for order in self.orders.watch(require_identifier("order_id", request.order_id)):
             yield pb.WatchOrderResponse(order=order_message(order))

@@ -37,7 +37,11 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
     def __init__(self, payments: Payments) -> None:
         self.payments = payments
 
-    async def Charge(self, request: pb.ChargeRequest, context: grpc.aio.ServicerContext) -> pb.ChargeResponse:
+    async def Charge(
+        self,
+        request: pb.ChargeRequest,
+        context: grpc.aio.ServicerContext[pb.ChargeRequest, pb.ChargeResponse],
+    ) -> pb.ChargeResponse:
         violations = Violations()
         violations.identifier("idempotency_key", request.idempotency_key)
         violations.money(
@@ -59,7 +63,11 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
         )
         return pb.ChargeResponse(payment=payment_message(payment))
 
-    async def Refund(self, request: pb.RefundRequest, context: grpc.aio.ServicerContext) -> pb.RefundResponse:
+    async def Refund(
+        self,
+        request: pb.RefundRequest,
+        context: grpc.aio.ServicerContext[pb.RefundRequest, pb.RefundResponse],
+    ) -> pb.RefundResponse:
         violations = Violations()
         violations.identifier("idempotency_key", request.idempotency_key)
         target = request.WhichOneof("payment")
@@ -86,7 +94,9 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
         )
 
     async def GetPayment(
-        self, request: pb.GetPaymentRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.GetPaymentRequest,
+        context: grpc.aio.ServicerContext[pb.GetPaymentRequest, pb.GetPaymentResponse],
     ) -> pb.GetPaymentResponse:
         payment = await self.payments.get(require_identifier("payment_id", request.payment_id))
         return pb.GetPaymentResponse(payment=payment_message(payment))
