@@ -16,7 +16,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 
 import grpc
 
@@ -35,10 +35,19 @@ _PRINTABLE = re.compile(r"[\x21-\x7e]+")
 #: Infrastructure services are logged at DEBUG: kubelet probes every few seconds would drown the log.
 _QUIET_SERVICES = ("grpc.health.", "grpc.reflection.")
 
-Handler = grpc.RpcMethodHandler
+#: The interceptor wraps every service's handlers (its own, health, reflection), so requests and
+#: responses are whatever message each method has: the one place the types stay open.
+#: grpc's classes are generic only in grpc-stubs, not at run time: hence the quotes and the
+#: TYPE_CHECKING base.
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+if TYPE_CHECKING:
+    _ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
+else:
+    _ServerInterceptor = grpc.aio.ServerInterceptor
 
 
-class RuntimeInterceptor(grpc.aio.ServerInterceptor):
+class RuntimeInterceptor(_ServerInterceptor):
     def __init__(self, service: str) -> None:
         self.service = service
 
@@ -50,7 +59,7 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler  # unknown method: grpc answers UNIMPLEMENTED itself
-        path: str = handler_call_details.method  # type: ignore[attr-defined]
+        path = handler_call_details.method
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary_response(path, "unary", handler.unary_unary, streaming_request=False),
@@ -78,10 +87,10 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
 
     def _unary_response(
         self, path: str, grpc_type: str, behavior: Callable[..., Any], *, streaming_request: bool
-    ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+    ) -> Callable[[Any, Context], Awaitable[Any]]:
         labels = metrics.MethodLabels.of(path, grpc_type)
 
-        async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def handle(request: Any, context: Context) -> Any:
             call = _ObservedCall(self.service, path, labels, context)
             request = call.received(request, streaming=streaming_request)
             with call_scope(call.context):
@@ -97,10 +106,10 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
 
     def _stream_response(
         self, path: str, grpc_type: str, behavior: Callable[..., Any], *, streaming_request: bool
-    ) -> Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]:
+    ) -> Callable[[Any, Context], AsyncIterator[Any]]:
         labels = metrics.MethodLabels.of(path, grpc_type)
 
-        async def handle(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def handle(request: Any, context: Context) -> AsyncIterator[Any]:
             call = _ObservedCall(self.service, path, labels, context)
             request = call.received(request, streaming=streaming_request)
             with call_scope(call.context):
@@ -122,9 +131,7 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
 class _ObservedCall:
     """One incoming call from start to status: its context, metrics and log line."""
 
-    def __init__(
-        self, service: str, path: str, labels: metrics.MethodLabels, context: grpc.aio.ServicerContext
-    ):
+    def __init__(self, service: str, path: str, labels: metrics.MethodLabels, context: Context):
         self.service = service
         self.path = path
         self.labels = labels
@@ -200,7 +207,7 @@ class _ObservedCall:
         )
 
 
-def _request_id(context: grpc.aio.ServicerContext) -> str:
+def _request_id(context: Context) -> str:
     """The caller's x-request-id (Envoy sets one at the edge), or a new one outside a mesh."""
     for key, value in context.invocation_metadata() or ():
         if key == REQUEST_ID_HEADER and isinstance(value, str):
