@@ -35,7 +35,7 @@ class _Stream:
     subscriptions: dict[str, set[str]] = field(default_factory=dict)
     changed_subscriptions: set[str] = field(default_factory=set)
     sent: dict[str, dict[str, str]] = field(default_factory=dict)
-    nonces: itertools.count = field(default_factory=lambda: itertools.count(1))
+    nonces: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     closed: bool = False
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -116,7 +116,7 @@ class AggregatedDiscoveryService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer
     async def StreamAggregatedResources(
         self,
         request_iterator: AsyncIterator[discovery_pb2.DiscoveryRequest],
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[discovery_pb2.DiscoveryRequest, discovery_pb2.DiscoveryResponse],
     ) -> AsyncIterator[discovery_pb2.DiscoveryResponse]:
         stream = _Stream()
         self._streams.add(stream)

@@ -352,4 +352,6 @@ def _serving(address: str) -> bool:
             reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=0.5)
         except grpc.RpcError:
             return False
-        return reply.status == health_pb2.HealthCheckResponse.SERVING
+        # grpc-stubs' grpc_health stubs make health_pb2 Any: the comparison's type is said here.
+        serving: bool = reply.status == health_pb2.HealthCheckResponse.SERVING
+        return serving

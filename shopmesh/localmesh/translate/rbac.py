@@ -94,7 +94,7 @@ def rbac_filters(policies: WorkloadPolicies) -> list[tuple[str, rbac_filter.RBAC
 
 
 def _rbac(action: int, policies: Sequence[Object]) -> rbac_filter.RBAC:
-    rules = rbac_config.RBAC(action=action)  # type: ignore[arg-type]
+    rules = rbac_config.RBAC(action=action)
     for policy in policies:
         for index, rule in enumerate((policy.get("spec") or {}).get("rules") or []):
             where = f"AuthorizationPolicy {namespace_of(policy)}/{name_of(policy)} rule {index}"
