@@ -14,6 +14,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 
@@ -44,7 +45,16 @@ def forwardable(metadata: Metadata) -> list[tuple[str, str | bytes]]:
     ]
 
 
-class Forwarder(grpc.GenericRpcHandler):
+#: Forwarded methods carry raw bytes, a `local` handler its own messages: the handler types stay
+#: open. (grpc's classes are generic only in grpc-stubs, not at run time: hence the quotes.)
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+if TYPE_CHECKING:
+    _GenericRpcHandler = grpc.GenericRpcHandler[Any, Any]
+else:
+    _GenericRpcHandler = grpc.GenericRpcHandler
+
+
+class Forwarder(_GenericRpcHandler):
     """Forwards any method to the channel `route(method)` picks.
 
     `decorate(metadata, context)` may add request headers (the sidecar's
@@ -56,7 +66,7 @@ class Forwarder(grpc.GenericRpcHandler):
         self,
         route: Callable[[str], grpc.Channel],
         decorate: Callable[[list[tuple[str, str | bytes]], grpc.ServicerContext], None] | None = None,
-        local: Callable[[str], grpc.RpcMethodHandler | None] | None = None,
+        local: Callable[[str], Handler | None] | None = None,
         response_headers: Metadata = (),
     ) -> None:
         self._route = route
@@ -64,7 +74,7 @@ class Forwarder(grpc.GenericRpcHandler):
         self._local = local
         self._response_headers = tuple(response_headers)
 
-    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> Handler | None:
         method = handler_call_details.method
         if self._local is not None:
             handler = self._local(method)
