@@ -31,6 +31,14 @@ XFCC = "x-forwarded-client-cert"
 #: Istio's metadata exchange names the serving pod in this response header; we send the id
 #: part only (the full `x-envoy-peer-metadata` is a telemetry blob nothing here reads).
 PEER_ID = "x-envoy-peer-metadata-id"
+#: The app is on loopback: after it restarts, be connected again within a second (gRPC's
+#: default backoff would keep failing calls for up to two minutes; Envoy just reconnects).
+APP_RECONNECT_MAX_SECONDS = 1.0
+APP_RECONNECT = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", int(APP_RECONNECT_MAX_SECONDS * 1000)),
+]
 
 
 def client_cert_details(local_identity: str, context: grpc.ServicerContext) -> str | None:
@@ -57,7 +65,7 @@ def client_cert_details(local_identity: str, context: grpc.ServicerContext) -> s
 
 
 def build_server(listen: str, app: str, local_identity: str, node_id: str, workers: int = 64) -> grpc.Server:
-    upstream = grpc.insecure_channel(app, options=UNLIMITED_MESSAGES)
+    upstream = grpc.insecure_channel(app, options=[*UNLIMITED_MESSAGES, *APP_RECONNECT])
 
     def decorate(metadata: list[tuple[str, str | bytes]], context: grpc.ServicerContext) -> None:
         # Istio's inbound HCM: APPEND_FORWARD — a caller's own XFCC stays, ours is appended.

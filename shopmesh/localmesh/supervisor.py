@@ -25,6 +25,7 @@ from shopmesh.localmesh.bootstrap import write_bootstrap
 from shopmesh.localmesh.ca import IdentityFiles, spiffe_id
 from shopmesh.localmesh.placement import Instance, Placement, place
 from shopmesh.localmesh.processes import ManagedProcess
+from shopmesh.localmesh.sidecar import APP_RECONNECT_MAX_SECONDS
 from shopmesh.localmesh.state import MeshState
 from shopmesh.localmesh.translate.objects import MeshObjects, render
 from shopmesh.localmesh.translate.translator import gateway_listener_name
@@ -250,6 +251,7 @@ class LocalMesh:
         self.processes[f"app-{instance_name}"].stop()
         self._spawn_app(pod)
         self._wait_apps([pod], timeout)
+        time.sleep(APP_RECONNECT_MAX_SECONDS)  # the sidecar's next reconnection attempt finds it
 
     def _spawn_sidecar(self, pod: Pod) -> None:
         for index, address in enumerate(pod.sidecar_addresses):
