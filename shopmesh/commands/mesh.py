@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -55,7 +56,11 @@ def run_up(args: argparse.Namespace) -> int:
     mesh = LocalMesh(settings)
     print(f"starting the local mesh from {', '.join(str(s) for s in settings.sources)} ...", flush=True)
     try:
-        mesh.start()
+        try:
+            mesh.start()
+        except (RuntimeError, OSError, ValueError) as error:  # a port taken, a manifest refused…
+            print(f"the local mesh did not start: {error}", file=sys.stderr, flush=True)
+            return 1
         print(mesh.describe(), flush=True)
         print("\nCtrl-C stops everything.", flush=True)
         while not stopping.wait(1.0):

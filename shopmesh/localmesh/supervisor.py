@@ -107,6 +107,10 @@ class LocalMesh:
         self.placement.save(self.state.placement_file)
         gateway = gateway_listener_name(self.objects)
         self.gateway_target = f"xds:///{gateway}" if gateway else ""
+        pod_addresses = [f"{i.address}:{port}" for i in self.placement.instances for port in i.ports]
+        busy = [a for a in (settings.control_plane, settings.ingress, *pod_addresses) if _accepts(a)]
+        if busy:  # checked first: readiness checks below could not tell our servers from these
+            raise RuntimeError(f"already in use: {', '.join(busy)} (another mesh running? see --subnet)")
 
         control_plane = self._spawn(
             "controlplane",
@@ -163,6 +167,8 @@ class LocalMesh:
             for address in pod.sidecar_addresses:
                 self._wait_listening(f"sidecar-{pod.instance.name}", address, timeout)
         if self.gateway_target:
+            # its own line first: a port someone else holds would answer the TCP check
+            self.processes["ingress"].wait_for_line("STARTED", timeout)
             self._wait_listening("ingress", settings.ingress, timeout)
 
     def identity_files(self, spiffe_uri: str) -> IdentityFiles:
@@ -286,12 +292,9 @@ class LocalMesh:
 
     def _wait_listening(self, name: str, address: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        host, port = address.rsplit(":", 1)
         while True:
-            with socket.socket() as probe:
-                probe.settimeout(0.5)
-                if probe.connect_ex((host, int(port))) == 0:
-                    return
+            if _accepts(address):
+                return
             process = self.processes[name]
             if not process.running():
                 raise RuntimeError(f"{name} exited:\n{process.logs()}")
@@ -346,6 +349,13 @@ class LocalMesh:
         )
         lines.append("  shopmesh mesh xds   # the xDS resources served now")
         return "\n".join(lines)
+
+
+def _accepts(address: str) -> bool:
+    host, port = address.rsplit(":", 1)
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, int(port))) == 0
 
 
 def _serving(address: str) -> bool:

@@ -84,3 +84,22 @@ def test_mesh_up_then_ctrl_c_leaves_no_process_and_no_port(tmp_path: Path) -> No
     assert "stopped: no process left." in output.read_text()
     assert not [pid for pid in children if _alive(pid)]
     assert not [address for address in addresses if _accepts(address)]
+
+
+def test_a_mesh_that_cannot_start_says_why_and_leaves_nothing(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ingress = f"127.0.0.1:{taken.getsockname()[1]}"
+        control_plane = f"127.0.0.1:{free_port()}"
+        state = tmp_path / "state"
+        completed = subprocess.run(
+            [str(ROOT / "scripts" / "up"), "--state", str(state), "--subnet", str(random.randint(100, 250)),
+             "--control-plane", control_plane, "--ingress", ingress],
+            capture_output=True, text=True, timeout=240, check=False,
+        )  # fmt: skip
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    assert f"the local mesh did not start: already in use: {ingress}" in completed.stderr
+    placement = json.loads((state / "placement.json").read_text())
+    sidecars = [f"{i['address']}:{port}" for i in placement["instances"] for port in i["ports"]]
+    assert not [address for address in [control_plane, *sidecars] if _accepts(address)]
