@@ -1,6 +1,12 @@
 """The canary, through the ingress as customers reach it: `x-canary: true` always lands on
 order v2, the rest splits 90/10 by the VirtualService's weights, and an edit of those weights
-on disk moves the split within a second, nothing restarted."""
+on disk moves the split within a second, nothing restarted.
+
+The orders counted are ListOrders calls: the route picks a version per call, whatever the
+method, and a read keeps 2000 of them to seconds. 2000 CreateOrders would mostly measure the
+embedded SQLite databases' write contention (and trip inventory's 3 s route timeout, which
+grpc-core fires 1-2 s early).
+"""
 
 from __future__ import annotations
 
