@@ -108,7 +108,9 @@ class LocalMesh:
         gateway = gateway_listener_name(self.objects)
         self.gateway_target = f"xds:///{gateway}" if gateway else ""
         pod_addresses = [f"{i.address}:{port}" for i in self.placement.instances for port in i.ports]
-        busy = [a for a in (settings.control_plane, settings.ingress, *pod_addresses) if _accepts(a)]
+        busy = [
+            a for a in (settings.control_plane, settings.ingress, *pod_addresses) if accepts_connections(a)
+        ]
         if busy:  # checked first: readiness checks below could not tell our servers from these
             raise RuntimeError(f"already in use: {', '.join(busy)} (another mesh running? see --subnet)")
 
@@ -293,7 +295,7 @@ class LocalMesh:
     def _wait_listening(self, name: str, address: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
-            if _accepts(address):
+            if accepts_connections(address):
                 return
             process = self.processes[name]
             if not process.running():
@@ -351,7 +353,7 @@ class LocalMesh:
         return "\n".join(lines)
 
 
-def _accepts(address: str) -> bool:
+def accepts_connections(address: str) -> bool:
     host, port = address.rsplit(":", 1)
     with socket.socket() as probe:
         probe.settimeout(0.5)

@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from shopmesh.localmesh.supervisor import free_port
+from shopmesh.localmesh.supervisor import accepts_connections, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,13 +38,6 @@ def _alive(pid: int) -> bool:
     except (ProcessLookupError, FileNotFoundError):
         return False
     return state != "Z"  # a zombie has exited already
-
-
-def _accepts(address: str) -> bool:
-    host, port = address.rsplit(":", 1)
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex((host, int(port))) == 0
 
 
 def test_mesh_up_then_ctrl_c_leaves_no_process_and_no_port(tmp_path: Path) -> None:
@@ -73,7 +66,7 @@ def test_mesh_up_then_ctrl_c_leaves_no_process_and_no_port(tmp_path: Path) -> No
         sidecars = [f"{i['address']}:{port}" for i in placement["instances"] for port in i["ports"]]
         addresses = [control_plane, ingress, *sidecars]
         assert len(children) == 1 + 2 * len(placement["instances"]) + 1  # cp, apps, sidecars, ingress
-        assert all(_accepts(address) for address in addresses)
+        assert all(accepts_connections(address) for address in addresses)
 
         supervisor.send_signal(signal.SIGINT)
         assert supervisor.wait(timeout=60) == 0, output.read_text()
@@ -83,7 +76,7 @@ def test_mesh_up_then_ctrl_c_leaves_no_process_and_no_port(tmp_path: Path) -> No
             supervisor.wait()
     assert "stopped: no process left." in output.read_text()
     assert not [pid for pid in children if _alive(pid)]
-    assert not [address for address in addresses if _accepts(address)]
+    assert not [address for address in addresses if accepts_connections(address)]
 
 
 def test_a_mesh_that_cannot_start_says_why_and_leaves_nothing(tmp_path: Path) -> None:
@@ -102,4 +95,4 @@ def test_a_mesh_that_cannot_start_says_why_and_leaves_nothing(tmp_path: Path) ->
     assert f"the local mesh did not start: already in use: {ingress}" in completed.stderr
     placement = json.loads((state / "placement.json").read_text())
     sidecars = [f"{i['address']}:{port}" for i in placement["instances"] for port in i["ports"]]
-    assert not [address for address in [control_plane, *sidecars] if _accepts(address)]
+    assert not [address for address in [control_plane, *sidecars] if accepts_connections(address)]
