@@ -1,4 +1,4 @@
-"""`scripts/up`: the three services on loopback with the demo catalog; Ctrl-C leaves nothing behind."""
+"""`scripts/up --plain`: the three services on loopback with the demo catalog; Ctrl-C leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def _alive(pid: int) -> bool:
 
 def test_up_serves_the_demo_catalog_and_stops_cleanly(tmp_path: Path) -> None:
     ports = {service: free_port() for service in ("order", "inventory", "payment")}
-    arguments = ["--state", str(tmp_path / "state")]
+    arguments = ["--plain", "--state", str(tmp_path / "state")]
     for service, port in ports.items():
         arguments += [f"--{service}-port", str(port), f"--{service}-metrics-port", str(free_port())]
     output = tmp_path / "up.out"
