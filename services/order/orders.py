@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -50,12 +50,16 @@ def _failure_status(order_id: str, code: DependencyCode | None, detail: str) -> 
     return Unavailable("DEPENDENCY_UNAVAILABLE", message, metadata)
 
 
+#: Starts a saga in a task of its own that shutdown lets finish (ServiceContext.detach).
+Detach = Callable[[Coroutine[Any, Any, Order]], asyncio.Task[Order]]
+
+
 class Orders:
-    def __init__(self, sessions: SessionFactory, saga: Saga, events: OrderEvents) -> None:
+    def __init__(self, sessions: SessionFactory, saga: Saga, events: OrderEvents, detach: Detach) -> None:
         self.sessions = sessions
         self.saga = saga
         self.events = events
-        self._running: set[asyncio.Task[Order]] = set()
+        self.detach = detach
 
     async def create(self, request: NewOrder) -> Order:
         now = utc_now()
@@ -89,10 +93,9 @@ class Orders:
 
     async def _drive(self, order_id: str, saga: Coroutine[Any, Any, Order]) -> Order:
         """Runs a saga in a task of its own, so that a caller who hangs up (or runs out of time)
-        cannot cut it short; the caller waits for it, shielded."""
-        task = asyncio.create_task(saga)
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        cannot cut it short; the caller waits for it, shielded. At shutdown the runtime gives
+        the task the grace period, then cancels it: its steps are persisted, recovery resumes it."""
+        task = self.detach(saga)
         try:
             return _reply(await asyncio.shield(task))
         except Superseded:
@@ -139,7 +142,3 @@ class Orders:
             if order.status in TERMINAL:
                 return
             await self.events.wait(order_id, POLL_SECONDS)
-
-    async def stop(self) -> None:
-        """Lets running sagas finish their current step at shutdown (bounded by the grace period)."""
-        await asyncio.gather(*self._running, return_exceptions=True)

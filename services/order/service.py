@@ -26,11 +26,9 @@ async def build(context: ServiceContext) -> Sequence[Registration]:
     # The recovery pass starts with the server (its first sweep finishes what a crash left
     # in flight) and keeps sweeping for orders whose runner's lease runs out.
     context.spawn(Recovery(sessions, saga).run())
-    return [
-        Registration(
-            order_pb2_grpc.add_OrderServiceServicer_to_server, OrderServicer(Orders(sessions, saga, events))
-        )
-    ]
+    # Sagas run detached from their calls: shutdown gives them the grace period to finish.
+    orders = Orders(sessions, saga, events, context.detach)
+    return [Registration(order_pb2_grpc.add_OrderServiceServicer_to_server, OrderServicer(orders))]
 
 
 DEFINITION = ServiceDefinition(name="order", migrations=Path(__file__).with_name("migrations"), build=build)

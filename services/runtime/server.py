@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -33,6 +33,9 @@ from services.runtime.tracing import configure_tracing, flush_tracing
 from shopmesh.contracts import methods_of, services_of
 
 log = logging.getLogger("shopmesh.server")
+T = TypeVar("T")
+#: How long shutdown waits for cancelled tasks to unwind (a cancelled task still rolls back).
+CANCEL_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class ServiceContext:
     database: Database
     _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _detached: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def channel(self, name: str) -> grpc.aio.Channel:
         """The channel to dependency `name` ("inventory", "payment"); opened once, on first use."""
@@ -61,18 +65,50 @@ class ServiceContext:
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Background work that lives as long as the server; cancelled at shutdown."""
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return _tracked(work, self._tasks)
+
+    def detach(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Work a call starts that its caller must not cut short by hanging up (a saga).
+
+        At shutdown it gets what is left of the grace period to finish, then is cancelled: so
+        only work that persists each step first (and is resumed on the next start) belongs here.
+        """
+        return _tracked(work, self._detached)
+
+    async def settle(self, seconds: float) -> None:
+        """Waits up to `seconds` for detached work, including work started meanwhile."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while self._detached:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                log.warning("grace period over: cancelling %d unfinished detached tasks", len(self._detached))
+                return
+            await asyncio.wait(set(self._detached), timeout=remaining)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
+        """Cancels background and detached work and waits for it to end, then closes channels
+        and the database. Every task must end here, while the loop still runs: left to
+        asyncio.run's final cancellation, a task inside an aiosqlite call can hang the loop's
+        end for good (its connection's shielded close, cancelled as well, then waits on a worker
+        thread that has already stopped), and a connection still checked out when the engine is
+        disposed is never closed (its non-daemon thread would keep the process alive)."""
+        tasks = [*self._tasks, *self._detached]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=CANCEL_SECONDS)
+            if stuck:
+                log.error("%d tasks did not end within %.0fs of being cancelled", len(stuck), CANCEL_SECONDS)
         for channel in self._channels.values():
             await channel.close(None)  # shutdown waited for our calls already
         await self.database.dispose()
+
+
+def _tracked(work: Coroutine[Any, Any, T], tasks: set[asyncio.Task[Any]]) -> asyncio.Task[T]:
+    task = asyncio.create_task(work)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    return task
 
 
 @dataclass(frozen=True)
@@ -165,7 +201,7 @@ async def serve(
         if ready is not None:
             ready.set()
         await shutdown.wait()
-        await _drain(server, health, settings, hurry)
+        await _drain(server, context, health, settings, hurry)
     finally:
         await server.stop(0)
         await context.close()
@@ -174,16 +210,26 @@ async def serve(
         flush_tracing()
 
 
-async def _drain(server: grpc.aio.Server, health: Health, settings: Settings, hurry: asyncio.Event) -> None:
+async def _drain(
+    server: grpc.aio.Server,
+    context: ServiceContext,
+    health: Health,
+    settings: Settings,
+    hurry: asyncio.Event,
+) -> None:
     # NOT_SERVING first, so probes and the mesh stop sending new calls, while the port keeps
-    # answering the calls already on their way; then stop(grace) lets in-flight calls finish.
+    # answering the calls already on their way; then stop(grace) lets in-flight calls finish,
+    # and detached work (sagas whose callers hung up: no call waits for them, so stop() does
+    # not) gets the rest of the same grace period.
     log.info(
         "draining for %.1fs, then stopping with %.1fs grace", settings.drain_seconds, settings.grace_seconds
     )
     await health.drain()
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(hurry.wait(), timeout=settings.drain_seconds)
+    grace_ends = asyncio.get_running_loop().time() + settings.grace_seconds
     await server.stop(settings.grace_seconds)
+    await context.settle(grace_ends - asyncio.get_running_loop().time())
     log.info("stopped")
 
 
