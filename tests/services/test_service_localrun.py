@@ -1,4 +1,5 @@
-"""`scripts/up --plain`: the three services on loopback with the demo catalog; Ctrl-C leaves nothing behind."""
+"""`scripts/up --plain`: the three services on loopback with the demo catalog; Ctrl-C leaves
+nothing behind."""
 
 from __future__ import annotations
 
