@@ -27,9 +27,11 @@ class Health:
         self.servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]  # public, untyped
         self.names = ["", *service_names]
         self.serving: bool | None = None
+        self.draining = False
 
     async def set_serving(self, serving: bool) -> None:
-        if serving == self.serving:
+        # While draining the servicer ignores updates (its own latch); so does this log.
+        if self.draining or serving == self.serving:
             return
         self.serving = serving
         log.log(
@@ -42,6 +44,7 @@ class Health:
 
     async def drain(self) -> None:
         """NOT_SERVING for good: later probe results are ignored (the servicer's own latch)."""
+        self.draining = True
         self.serving = False
         await self.servicer.enter_graceful_shutdown()
 
