@@ -151,12 +151,14 @@ async def wait_for_health(channel: grpc.aio.Channel, wanted: int, within: float)
     """Seconds until health reports `wanted`; fails after `within` seconds."""
     stub = health_pb2_grpc.HealthStub(channel)
     started = time.monotonic()
-    while time.monotonic() - started < within:
+    while True:  # asks at least once, however little time is left
         reply = await stub.Check(
             health_pb2.HealthCheckRequest(service="shop.payment.v1.PaymentService"), timeout=1
         )
         if reply.status == wanted:
             return time.monotonic() - started
+        if time.monotonic() - started >= within:
+            break
         await asyncio.sleep(0.05)
     raise AssertionError(f"health did not become {wanted} within {within}s")
 
@@ -170,12 +172,15 @@ async def test_database_outage_is_not_serving_and_fails_fast_then_recovers(priva
         await wait_for_health(channel, health_pb2.HealthCheckResponse.SERVING, within=5)
 
         await asyncio.to_thread(private_postgres.stop, "immediate")
-        started = time.monotonic()
+        stopped = time.monotonic()
         with pytest.raises(grpc.aio.AioRpcError) as failure:
             await stub.Charge(database_call, timeout=5)
         assert failure.value.code() is grpc.StatusCode.UNAVAILABLE
-        assert time.monotonic() - started < 1.0, "a dead database must fail the call at once, not hang"
-        await wait_for_health(channel, health_pb2.HealthCheckResponse.NOT_SERVING, within=2.0)
+        assert time.monotonic() - stopped < 1.0, "a dead database must fail the call at once, not hang"
+        # The issue's promise: NOT_SERVING within 1 s of the outage (the probe runs every 0.5 s).
+        await wait_for_health(
+            channel, health_pb2.HealthCheckResponse.NOT_SERVING, within=stopped + 1.0 - time.monotonic()
+        )
 
         await asyncio.to_thread(private_postgres.start)
         await wait_for_health(channel, health_pb2.HealthCheckResponse.SERVING, within=5)
@@ -194,12 +199,16 @@ def test_the_real_payment_service_rides_out_a_database_outage(private_postgres, 
         assert failure.value.code() is grpc.StatusCode.NOT_FOUND  # the database answered
 
         private_postgres.stop("immediate")
-        started = time.monotonic()
+        stopped = time.monotonic()
         with pytest.raises(grpc.RpcError) as failure:
             stub.GetPayment(lookup, timeout=5)
         assert failure.value.code() is grpc.StatusCode.UNAVAILABLE
-        assert time.monotonic() - started < 1.0, "a dead database must fail the call at once, not hang"
-        assert wait_until(lambda: service.health(name) == health_pb2.HealthCheckResponse.NOT_SERVING, 2.0)
+        assert time.monotonic() - stopped < 1.0, "a dead database must fail the call at once, not hang"
+        # NOT_SERVING within 1 s of the outage, as the issue promises (the probe runs every 0.5 s).
+        assert wait_until(
+            lambda: service.health(name) == health_pb2.HealthCheckResponse.NOT_SERVING,
+            stopped + 1.0 - time.monotonic(),
+        )
         assert service.health("") == health_pb2.HealthCheckResponse.NOT_SERVING
 
         private_postgres.start()
@@ -212,8 +221,9 @@ def test_the_real_payment_service_rides_out_a_database_outage(private_postgres, 
 
 def wait_until(condition, within: float) -> bool:
     deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
+    while True:  # asks at least once, however little time is left
         if condition():
             return True
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(0.05)
-    return False
