@@ -337,19 +337,21 @@ class LocalMesh:
         lines.append("")
         lines.append("try:")
         host = self.settings.ingress
-        lines.append(f"  grpcurl -plaintext {host} list")
-        lines.append(f"  grpcurl -plaintext {host} describe shop.order.v1.OrderService")
-        lines.append(f"  grpcurl -plaintext {host} shop.inventory.v1.InventoryService/ListProducts")
+        # The grpcurl the project installs (as scripts/up --plain prints): it need not be on PATH.
+        grpcurl = ".venv/bin/grpcurl"
+        lines.append(f"  {grpcurl} -plaintext {host} list")
+        lines.append(f"  {grpcurl} -plaintext {host} describe shop.order.v1.OrderService")
+        lines.append(f"  {grpcurl} -plaintext {host} shop.inventory.v1.InventoryService/ListProducts")
         order = (
             '{"request_id": "r1", "customer_id": "c1", "payment_token": "tok_visa", '
             '"items": [{"product_id": "sku-espresso-beans", "quantity": 1}]}'
         )
-        lines.append(f"  grpcurl -plaintext -d '{order}' {host} shop.order.v1.OrderService/CreateOrder")
+        lines.append(f"  {grpcurl} -plaintext -d '{order}' {host} shop.order.v1.OrderService/CreateOrder")
         lines.append(
-            f"  grpcurl -plaintext -H 'x-canary: true' -d '{{\"customer_id\": \"c1\"}}' {host} "
+            f"  {grpcurl} -plaintext -H 'x-canary: true' -d '{{\"customer_id\": \"c1\"}}' {host} "
             "shop.order.v1.OrderService/ListOrders   # always order v2"
         )
-        lines.append("  shopmesh mesh xds   # the xDS resources served now")
+        lines.append("  .venv/bin/shopmesh mesh xds   # the xDS resources served now")
         return "\n".join(lines)
 
 
