@@ -27,12 +27,13 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.runtime.config import GRPC_PORTS, METRICS_PORTS
+from services.runtime.config import target_variable
+from services.runtime.registry import declaration, start_order
 from shopmesh.localmesh.processes import ManagedProcess
 
 ROOT = Path(__file__).resolve().parent.parent
-#: Dependencies first, so order's first calls find them serving.
-START_ORDER = ("inventory", "payment", "order")
+#: Dependencies first, so each service's first calls find them serving.
+START_ORDER = tuple(service.name for service in start_order())
 HOST = "127.0.0.1"
 START_TIMEOUT_SECONDS = 60.0
 
@@ -52,14 +53,14 @@ class LocalRun:
             SHOPMESH_LISTEN_ADDRESS=self.address(service),
             SHOPMESH_METRICS_ADDRESS=f"{HOST}:{self.metrics_ports[service]}",
             SHOPMESH_DATABASE_URL=f"sqlite+aiosqlite:///{self.state / service}.db",
-            SHOPMESH_INVENTORY_TARGET=self.address("inventory"),
-            SHOPMESH_PAYMENT_TARGET=self.address("payment"),
             # Nothing balances load across a laptop's single replica: no reason to linger.
             SHOPMESH_DRAIN_SECONDS="0",
             PYTHONUNBUFFERED="1",
         )
-        if service == "inventory":
-            env["SHOPMESH_SEED_CATALOG"] = "demo"
+        declared = declaration(service)
+        env.update({target_variable(name): self.address(name) for name in declared.calls})
+        if declared.seed is not None:
+            env["SHOPMESH_SEED"] = declared.seed
         return env
 
 
@@ -103,9 +104,10 @@ def examples(run: LocalRun) -> str:
 def parse(argv: Sequence[str] | None) -> LocalRun:
     parser = argparse.ArgumentParser(prog="scripts/up", description=__doc__.split("\n\n")[0])
     for service in START_ORDER:
-        parser.add_argument(f"--{service}-port", type=int, default=GRPC_PORTS[service], metavar="PORT")
+        declared = declaration(service)
+        parser.add_argument(f"--{service}-port", type=int, default=declared.grpc_port, metavar="PORT")
         parser.add_argument(
-            f"--{service}-metrics-port", type=int, default=METRICS_PORTS[service], metavar="PORT"
+            f"--{service}-metrics-port", type=int, default=declared.metrics_port, metavar="PORT"
         )
     parser.add_argument("--state", type=Path, default=ROOT / "var", help="databases and logs (default: var/)")
     args = parser.parse_args(argv)

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from services.inventory.declaration import DECLARATION
 from services.inventory.servicer import InventoryServicer
 from services.inventory.stock import Stock
 from services.runtime.server import Registration, ServiceContext, ServiceDefinition
@@ -20,14 +21,14 @@ async def build(context: ServiceContext) -> Sequence[Registration]:
 
 
 async def seed_catalog(context: ServiceContext) -> None:
-    """SHOPMESH_SEED_CATALOG=demo: adds the demo catalog's missing products (a laptop run)."""
-    if context.settings.seed_catalog == "demo":
+    """SHOPMESH_SEED=demo: adds the demo catalog's missing products (a laptop run)."""
+    if context.settings.seed == "demo":
         added = await Stock(context.database.session).seed()
         log.info("demo catalog: %d products added", added)
 
 
 DEFINITION = ServiceDefinition(
-    name="inventory",
+    declaration=DECLARATION,
     migrations=Path(__file__).with_name("migrations"),
     build=build,
     on_start=seed_catalog,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from services.order.declaration import DECLARATION
 from services.order.dependencies import InventoryGateway, PaymentGateway
 from services.order.orders import Orders
 from services.order.recovery import Recovery
@@ -31,4 +32,6 @@ async def build(context: ServiceContext) -> Sequence[Registration]:
     return [Registration(order_pb2_grpc.add_OrderServiceServicer_to_server, OrderServicer(orders))]
 
 
-DEFINITION = ServiceDefinition(name="order", migrations=Path(__file__).with_name("migrations"), build=build)
+DEFINITION = ServiceDefinition(
+    declaration=DECLARATION, migrations=Path(__file__).with_name("migrations"), build=build
+)

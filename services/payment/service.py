@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from services.payment.declaration import DECLARATION
 from services.payment.payments import Payments
 from services.payment.servicer import PaymentServicer
 from services.runtime.server import Registration, ServiceContext, ServiceDefinition
@@ -16,4 +17,6 @@ async def build(context: ServiceContext) -> Sequence[Registration]:
     return [Registration(payment_pb2_grpc.add_PaymentServiceServicer_to_server, PaymentServicer(payments))]
 
 
-DEFINITION = ServiceDefinition(name="payment", migrations=Path(__file__).with_name("migrations"), build=build)
+DEFINITION = ServiceDefinition(
+    declaration=DECLARATION, migrations=Path(__file__).with_name("migrations"), build=build
+)

@@ -10,11 +10,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-#: Each service's gRPC and local metrics port (the same gRPC numbers locally and in k8s).
-GRPC_PORTS: dict[str, int] = {"order": 50051, "inventory": 50052, "payment": 50053}
-METRICS_PORTS: dict[str, int] = {"order": 9091, "inventory": 9092, "payment": 9093}
-#: Dependencies a service may call, by name: SHOPMESH_<NAME>_TARGET picks each one's target.
-DEPENDENCIES: tuple[str, ...] = ("inventory", "payment")
+from services.runtime import registry
+
 CHANNEL_CREDENTIALS = ("insecure", "xds")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -39,22 +36,24 @@ class Settings:
     grace_seconds: float = 10.0
     max_message_bytes: int = 4 * 1024 * 1024
     log_level: str = "INFO"
-    seed_catalog: str | None = None
+    seed: str | None = None
     migrate_on_start: bool | None = None  # None: only for an embedded SQLite database
 
     @classmethod
     def from_environment(cls, service: str, environ: Mapping[str, str] | None = None) -> Settings:
         env = _Environment(os.environ if environ is None else environ)
-        if service not in GRPC_PORTS:
-            raise ConfigError("service", f"unknown service {service!r}; one of {', '.join(GRPC_PORTS)}")
+        try:
+            declared = registry.declaration(service)
+        except LookupError as error:
+            raise ConfigError("service", str(error)) from None
         return cls(
             service=service,
-            listen_address=env.address("SHOPMESH_LISTEN_ADDRESS", f"127.0.0.1:{GRPC_PORTS[service]}"),
-            metrics_address=env.address("SHOPMESH_METRICS_ADDRESS", f"127.0.0.1:{METRICS_PORTS[service]}"),
+            listen_address=env.address("SHOPMESH_LISTEN_ADDRESS", f"127.0.0.1:{declared.grpc_port}"),
+            metrics_address=env.address("SHOPMESH_METRICS_ADDRESS", f"127.0.0.1:{declared.metrics_port}"),
             database_url=env.database_url("SHOPMESH_DATABASE_URL", f"sqlite+aiosqlite:///var/{service}.db"),
             dependency_targets={
-                name: env.text(f"SHOPMESH_{name.upper()}_TARGET", f"127.0.0.1:{GRPC_PORTS[name]}")
-                for name in DEPENDENCIES
+                name: env.text(target_variable(name), f"127.0.0.1:{registry.declaration(name).grpc_port}")
+                for name in declared.calls
             },
             channel_credentials=env.choice("SHOPMESH_CHANNEL_CREDENTIALS", "insecure", CHANNEL_CREDENTIALS),
             drain_seconds=env.seconds("SHOPMESH_DRAIN_SECONDS", 5.0),
@@ -63,7 +62,7 @@ class Settings:
                 "SHOPMESH_MAX_MESSAGE_BYTES", 4 * 1024 * 1024, 1024, 64 * 1024 * 1024
             ),
             log_level=env.choice("SHOPMESH_LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
-            seed_catalog=env.optional_choice("SHOPMESH_SEED_CATALOG", ("demo",)),
+            seed=env.optional_choice("SHOPMESH_SEED", (declared.seed,) if declared.seed else ()),
             migrate_on_start=env.optional_boolean("SHOPMESH_MIGRATE_ON_START"),
         )
 
@@ -75,6 +74,11 @@ class Settings:
     def should_migrate_on_start(self) -> bool:
         """SQLite (a laptop run) migrates itself; PostgreSQL only when asked (k8s runs an initContainer)."""
         return self.embedded_database if self.migrate_on_start is None else self.migrate_on_start
+
+
+def target_variable(dependency: str) -> str:
+    """The variable that points a caller at one of its dependencies: SHOPMESH_<NAME>_TARGET."""
+    return f"SHOPMESH_{dependency.upper().replace('-', '_')}_TARGET"
 
 
 class _Environment:
@@ -106,7 +110,8 @@ class _Environment:
         value = self.text(name, default)
         value = value.upper() if upper else value
         if value not in choices:
-            raise ConfigError(name, f"{value!r} is not one of {', '.join(choices)}")
+            allowed = f"one of {', '.join(choices)}" if choices else "set for this service (it takes none)"
+            raise ConfigError(name, f"{value!r} is not {allowed}")
         return value
 
     def optional_choice(self, name: str, choices: tuple[str, ...]) -> str | None:

@@ -14,7 +14,7 @@ import grpc
 import prometheus_client
 from prometheus_client import Counter, Histogram
 
-from shopmesh.contracts import Method
+from services.runtime.contracts import Method
 
 # go-grpc-prometheus has no *_created series; without them the page matches its output.
 prometheus_client.disable_created_metrics()

@@ -24,13 +24,13 @@ from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from services.runtime import metrics
 from services.runtime.config import ConfigError, Settings
 from services.runtime.database import Database
+from services.runtime.declaration import ServiceDeclaration
 from services.runtime.health import Health
 from services.runtime.interceptor import RuntimeInterceptor
 from services.runtime.logs import configure_logging
 from services.runtime.outbound import open_channel
 from services.runtime.reflection import enable_reflection
 from services.runtime.tracing import configure_tracing, flush_tracing
-from shopmesh.contracts import methods_of, services_of
 
 log = logging.getLogger("shopmesh.server")
 T = TypeVar("T")
@@ -58,7 +58,7 @@ class ServiceContext:
     _detached: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def channel(self, name: str) -> grpc.aio.Channel:
-        """The channel to dependency `name` ("inventory", "payment"); opened once, on first use."""
+        """The channel to dependency `name` (one its declaration `calls`); opened once, on first use."""
         if name not in self._channels:
             self._channels[name] = open_channel(self.settings.dependency_targets[name], self.settings)
         return self._channels[name]
@@ -113,11 +113,16 @@ def _tracked(work: Coroutine[Any, Any, T], tasks: set[asyncio.Task[Any]]) -> asy
 
 @dataclass(frozen=True)
 class ServiceDefinition:
-    name: str  # "order" | "inventory" | "payment"
+    """How to run a declared service: its migrations, its servicers and an optional start hook."""
+
+    declaration: ServiceDeclaration
     migrations: Path  # services/<name>/migrations
     build: Callable[[ServiceContext], Awaitable[Sequence[Registration]]]
     on_start: Callable[[ServiceContext], Awaitable[None]] | None = None  # awaited before the port opens
-    service_names: Sequence[str] | None = None  # health/reflection names; default: the contract's
+
+    @property
+    def name(self) -> str:
+        return self.declaration.name
 
 
 def load_definition(name: str) -> ServiceDefinition:
@@ -128,7 +133,7 @@ def load_definition(name: str) -> ServiceDefinition:
     return definition
 
 
-def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> None:
+def main(definition: ServiceDefinition) -> None:
     """`python -m services.<name>`: serve until SIGTERM; a bad configuration exits 2 with one line."""
     run(definition, settings_or_exit(definition.name))
 
@@ -162,9 +167,8 @@ async def serve(
     `ready` is set once the port is open. A second signal during the drain skips the rest of it.
     """
     configure_tracing(definition.name)
-    service_names = list(definition.service_names or [s.full_name for s in services_of(definition.name)])
-    if definition.service_names is None:
-        metrics.preregister(methods_of(definition.name))
+    service_names = definition.declaration.health_names
+    metrics.preregister(definition.declaration.methods)
     database = Database(settings.database_url, service=definition.name)
     if settings.should_migrate_on_start:
         await asyncio.to_thread(database.upgrade, definition.migrations)

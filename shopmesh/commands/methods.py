@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from shopmesh.contracts import all_methods
+from services.runtime.registry import declarations
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -16,6 +16,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    for workload, method in all_methods():
-        print(f"{workload:<10} {method.grpc_type:<14} {method.path}")
+    for service in declarations().values():
+        for method in service.methods:
+            print(f"{service.name:<10} {method.grpc_type:<14} {method.path}")
     return 0

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from services.runtime.config import GRPC_PORTS
+from services.runtime.registry import declarations
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("serve", help="run a service (configured by SHOPMESH_* variables)")
-    parser.add_argument("service", choices=sorted(GRPC_PORTS))
+    parser.add_argument("service", choices=sorted(declarations()))
     parser.set_defaults(handler=run)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.runtime.registry import declarations
 from shopmesh.localmesh.bootstrap import write_bootstrap
 from shopmesh.localmesh.ca import IdentityFiles, spiffe_id
 from shopmesh.localmesh.placement import Instance, Placement, place
@@ -241,8 +242,9 @@ class LocalMesh:
             grpc_ports = [p.port for p in service.ports if p.name.startswith("grpc")]
             if service.namespace == pod.instance.namespace and grpc_ports:
                 env[f"SHOPMESH_{service.name.upper()}_TARGET"] = f"xds:///{service.hostname}:{grpc_ports[0]}"
-        if app == "inventory":
-            env["SHOPMESH_SEED_CATALOG"] = "demo"
+        seed = declarations()[app].seed if app in declarations() else None
+        if seed is not None:
+            env["SHOPMESH_SEED"] = seed
         env.update(self.settings.app_environment)
         return env
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shopmesh.contracts import CONTRACTS, methods_of
+from services.runtime.registry import declaration, declarations
 from shopmesh.manifests.model import CLUSTER_DOMAIN, Inventory, Resource, Workload, selects
 
 ROOT_NAMESPACE = "istio-system"
@@ -158,7 +158,7 @@ def allowed(policies: Iterable[Resource], workload: Workload, request: Request) 
 
 def grpc_paths(service: str) -> list[str]:
     """The paths one workload serves: its methods, reflection (v1, v1alpha) and health."""
-    return [m.path for m in methods_of(service)] + [*REFLECTION_PATHS, HEALTH_PATH]
+    return [m.path for m in declaration(service).methods] + [*REFLECTION_PATHS, HEALTH_PATH]
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,7 @@ def matrix(inventory: Inventory, callers: Sequence[Caller] = CALLERS) -> list[Ce
     """Every caller x every path of every service, as Istio would decide it."""
     policies = inventory.of_kind("AuthorizationPolicy")
     cells = []
-    for service in CONTRACTS:
+    for service in declarations():
         workloads = [w for w in inventory.workloads if w.app == service]
         if not workloads:
             raise LookupError(f"no workload app={service} in the rendered manifests")

@@ -15,6 +15,7 @@ from pathlib import Path
 import grpc
 from sqlalchemy import text
 
+from services.payment.declaration import DECLARATION as PAYMENT
 from services.runtime import errors
 from services.runtime.server import Registration, ServiceContext, ServiceDefinition
 from shop.payment.v1 import payment_pb2 as pb
@@ -78,8 +79,9 @@ async def build(context: ServiceContext) -> list[Registration]:
     return [Registration(payment_pb2_grpc.add_PaymentServiceServicer_to_server, ProbeServicer(context))]
 
 
+# It stands in for payment (same contract, same name): payment's declaration, its own servicer.
 DEFINITION = ServiceDefinition(
-    name="payment", migrations=Path(__file__).parent / "no-migrations", build=build
+    declaration=PAYMENT, migrations=Path(__file__).parent / "no-migrations", build=build
 )
 
 

@@ -53,7 +53,7 @@ def test_dependency_targets_take_any_grpc_target() -> None:
         ("SHOPMESH_MAX_MESSAGE_BYTES", "12"),
         ("SHOPMESH_MAX_MESSAGE_BYTES", "lots"),
         ("SHOPMESH_LOG_LEVEL", "LOUD"),
-        ("SHOPMESH_SEED_CATALOG", "everything"),
+        ("SHOPMESH_SEED", "everything"),
         ("SHOPMESH_MIGRATE_ON_START", "maybe"),
     ],
 )
@@ -62,6 +62,13 @@ def test_a_bad_value_is_reported_with_its_variable(variable: str, value: str) ->
         Settings.from_environment("payment", {variable: value})
     assert failure.value.variable == variable
     assert str(failure.value).startswith(f"{variable}: ")
+
+
+def test_seed_data_is_what_the_service_declares() -> None:
+    assert Settings.from_environment("inventory", {"SHOPMESH_SEED": "demo"}).seed == "demo"
+    assert Settings.from_environment("inventory", {}).seed is None
+    with pytest.raises(ConfigError, match="takes none"):
+        Settings.from_environment("order", {"SHOPMESH_SEED": "demo"})
 
 
 def test_an_unknown_service_is_refused() -> None:

@@ -17,8 +17,8 @@ from fixtures.h2frames import raw_unary_call
 from fixtures.processes import ServiceProcess
 from fixtures.scrape import delta, scrape
 
+from services.runtime.registry import declaration
 from shop.order.v1 import order_pb2, order_pb2_grpc
-from shopmesh.contracts import services_of
 
 REPO = Path(__file__).resolve().parents[2]
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -30,7 +30,7 @@ def mesh() -> Iterator[dict[str, ServiceProcess]]:
     """inventory (demo catalog), payment and order wired to them; killed after the module."""
     processes: dict[str, ServiceProcess] = {}
     try:
-        processes["inventory"] = ServiceProcess("inventory", {"SHOPMESH_SEED_CATALOG": "demo"}).start()
+        processes["inventory"] = ServiceProcess("inventory", {"SHOPMESH_SEED": "demo"}).start()
         processes["payment"] = ServiceProcess("payment").start()
         processes["inventory"].wait_serving()
         processes["payment"].wait_serving()
@@ -124,7 +124,7 @@ def test_metrics_count_grpc_calls_and_business_outcomes(mesh) -> None:
 
 def test_health_answers_for_the_server_and_every_service_name(mesh) -> None:
     for name, process in mesh.items():
-        for service in ["", *(s.full_name for s in services_of(name))]:
+        for service in ["", *declaration(name).health_names]:
             assert process.health(service) == 1, f"{name} health({service!r})"  # SERVING
 
 

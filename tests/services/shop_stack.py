@@ -102,7 +102,7 @@ class Stack:
         for name in SERVICES:
             env = {"SHOPMESH_DATABASE_URL": database_urls[name], "SHOPMESH_MIGRATE_ON_START": "true"}
             if name == "inventory":
-                env["SHOPMESH_SEED_CATALOG"] = "demo"
+                env["SHOPMESH_SEED"] = "demo"
             if name == "order":
                 env["SHOPMESH_INVENTORY_TARGET"] = processes["inventory"].address
                 env["SHOPMESH_PAYMENT_TARGET"] = processes["payment"].address

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from shopmesh.contracts import CONTRACTS
+from services.runtime.registry import declarations
 from shopmesh.manifests.authz import INGRESS_PRINCIPAL, ROOT_NAMESPACE, grpc_paths, string_matches
 from shopmesh.manifests.model import Inventory, Resource, namespace_resource, selects
 
@@ -64,7 +64,7 @@ def _served_paths(inventory: Inventory, policy: Resource) -> set[str]:
     apps = {
         w.app for w in inventory.workloads if w.namespace == policy.namespace and selects(selector, w.labels)
     }
-    return {path for app in apps if app in CONTRACTS for path in grpc_paths(app)}
+    return {path for app in apps if app in declarations() for path in grpc_paths(app)}
 
 
 def operation_paths_and_methods(inventory: Inventory) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from shopmesh.contracts import CONTRACTS
+from services.runtime.registry import declarations
 from shopmesh.manifests.model import Inventory, Workload
 
 PROMETHEUS_ANNOTATIONS = ("prometheus.io/scrape", "prometheus.io/port", "prometheus.io/path")
@@ -47,7 +47,7 @@ def security_contexts(inventory: Inventory) -> None:
 
 
 def _grpc_servers(inventory: Inventory) -> list[Workload]:
-    return [w for w in inventory.workloads if w.owner.kind == "Deployment" and w.app in CONTRACTS]
+    return [w for w in inventory.workloads if w.owner.kind == "Deployment" and w.app in declarations()]
 
 
 def _env(container: Mapping[str, Any], name: str) -> str | None:
@@ -126,7 +126,7 @@ def grpc_service_ports(inventory: Inventory) -> None:
     """SHM0307: a Service in front of a gRPC server declares `appProtocol: grpc` and a
     `grpc…` port name, so Istio (and Kiali) treat it as gRPC without sniffing."""
     for service in inventory.of_kind("Service"):
-        if service.name not in CONTRACTS:
+        if service.name not in declarations():
             continue
         for port in service.spec.get("ports") or []:
             if port.get("appProtocol") != "grpc" or not str(port.get("name", "")).startswith("grpc"):

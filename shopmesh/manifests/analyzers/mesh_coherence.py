@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from shopmesh.contracts import CONTRACTS, methods_of
+from services.runtime.registry import declaration, declarations
 from shopmesh.manifests.authz import INGRESS_PRINCIPAL, Caller, Request, allowed, grpc_paths, grpc_port
 from shopmesh.manifests.model import Inventory, Resource, Workload, fqdn, namespace_resource, selects
 
@@ -51,7 +51,9 @@ def _retries_disabled(route: Mapping[str, Any]) -> bool:
 
 def grpc_service_hosts(inventory: Inventory) -> dict[str, str]:
     """FQDN -> contract name, for the rendered Services of the three gRPC services."""
-    return {fqdn(s.name, s.namespace): s.name for s in inventory.of_kind("Service") if s.name in CONTRACTS}
+    return {
+        fqdn(s.name, s.namespace): s.name for s in inventory.of_kind("Service") if s.name in declarations()
+    }
 
 
 def retries_on_non_idempotent(inventory: Inventory) -> None:
@@ -68,7 +70,7 @@ def retries_on_non_idempotent(inventory: Inventory) -> None:
                     for d in r.get("route") or []
                 )
             ]
-            for method in methods_of(service):
+            for method in declaration(service).methods:
                 if method.path not in NON_IDEMPOTENT_PATHS:
                     continue
                 for route in routes:
@@ -89,7 +91,7 @@ def destination_rules(inventory: Inventory) -> None:
     and outlier detection on both 5xx and gateway errors."""
     rules = {fqdn(dr.spec.get("host", ""), dr.namespace): dr for dr in inventory.of_kind("DestinationRule")}
     for service in inventory.of_kind("Service"):
-        if service.name not in CONTRACTS:
+        if service.name not in declarations():
             continue
         dr = rules.get(fqdn(service.name, service.namespace))
         if dr is None:
@@ -128,7 +130,7 @@ def mesh_edges(inventory: Inventory) -> Iterator[tuple[Workload, Workload, Resou
     policies = inventory.of_kind("AuthorizationPolicy")
     for service in inventory.of_kind("Service"):
         paths: list[str | None] = (
-            [m.path for m in methods_of(service.name)] if service.name in CONTRACTS else [None]
+            [m.path for m in declaration(service.name).methods] if service.name in declarations() else [None]
         )
         for callee in inventory.workloads_selected(
             service.namespace, service.spec.get("selector") or {"": ""}
@@ -322,7 +324,7 @@ def ingress_coherence(inventory: Inventory) -> None:
                 )
     if not routed:
         return  # no gateway in this render: nothing to compare
-    for service in CONTRACTS:
+    for service in declarations():
         callees = [w for w in inventory.workloads if w.app == service]
         for path in grpc_paths(service):
             request = _ingress_request(inventory, service, path)
