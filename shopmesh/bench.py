@@ -3,7 +3,7 @@
     python -m shopmesh.bench [--orders 2000] [--concurrency 16] [--reads 1] [--max-seconds 120]
                              [--product sku-espresso-beans] [--state DIR] [--json]
 
-Starts order, inventory and payment the way `scripts/up --plain` does (shopmesh.localrun), on
+Starts order, inventory and payment the way `scripts/up --plain` does (shopmesh.launch), on
 free loopback ports and embedded SQLite files under a temporary directory, tops up the bought
 product's stock with AdjustStock, then runs `--orders` CreateOrder calls (unique request_id,
 tok_visa) from `--concurrency` workers, each followed by `--reads` GetOrder calls of the new
@@ -38,11 +38,13 @@ from typing import Any
 
 import grpc
 
+from services.runtime.registry import declarations
 from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from shop.order.v1 import order_pb2, order_pb2_grpc
-from shopmesh.localmesh.processes import ManagedProcess
-from shopmesh.localmesh.supervisor import free_port
-from shopmesh.localrun import ROOT, START_ORDER, START_TIMEOUT_SECONDS, LocalRun, wait_serving
+from shopmesh.launch.demo import DEMO_PRODUCT
+from shopmesh.launch.readiness import free_port
+from shopmesh.launch.stack import Stack
+from shopmesh.localrun import SETTINGS
 
 CALL_TIMEOUT_SECONDS = 10.0
 MAX_STOCK_DELTA = 1_000_000  # AdjustStock's bound on one adjustment
@@ -183,7 +185,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=bounded(1, 1000), default=16)
     parser.add_argument("--reads", type=bounded(0, 100), default=1, help="GetOrder calls per order")
     parser.add_argument("--max-seconds", type=bounded(1, 86_400), default=120, help="stop taking new work")
-    parser.add_argument("--product", default="sku-espresso-beans", help="a product of the demo catalog")
+    parser.add_argument("--product", default=DEMO_PRODUCT, help="a product of the demo catalog")
     parser.add_argument("--state", type=Path, help="databases and logs (default: a temporary directory)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser.parse_args(argv)
@@ -195,34 +197,26 @@ def bench(args: argparse.Namespace, command: str) -> dict[str, Any]:
         state = args.state or Path(
             cleanup.enter_context(tempfile.TemporaryDirectory(prefix="shopmesh-bench-"))
         )
-        run = LocalRun(
-            state=state.resolve(),
-            ports={service: free_port() for service in START_ORDER},
-            metrics_ports={service: free_port() for service in START_ORDER},
+        stack = Stack.on_loopback(
+            state.resolve(),
+            ports={service: free_port() for service in declarations()},
+            metrics_ports={service: free_port() for service in declarations()},
+            settings=SETTINGS,
         )
-        processes: dict[str, ManagedProcess] = {}
-        # Registered before any start: order is stopped first, as localrun does (LIFO).
-        for service in START_ORDER:
-            process = ManagedProcess(
-                service,
-                [sys.executable, "-m", f"services.{service}"],
-                run.environment(service, os.environ),
-                run.state / "logs" / f"{service}.log",
-                ROOT,
-            )
-            cleanup.callback(process.stop, 15.0)
-            processes[service] = process.start()
-            print(f"started {service} (pid {process.pid})", file=sys.stderr, flush=True)
-        for service, process in processes.items():
-            wait_serving(process, run.address(service), START_TIMEOUT_SECONDS)
-        print(f"services up in {run.state}; seeding and loading", file=sys.stderr, flush=True)
-        asyncio.run(top_up_stock(run.address("inventory"), args.product, args.orders))
+        cleanup.callback(stack.stop)  # before any start: whatever started is stopped, callers first
+        stack.spawn()
+        for process in stack.processes.values():
+            print(f"started {process.name} (pid {process.pid})", file=sys.stderr, flush=True)
+        stack.wait_serving()
+        processes = stack.processes
+        print(f"services up in {state.resolve()}; seeding and loading", file=sys.stderr, flush=True)
+        asyncio.run(top_up_stock(stack.address("inventory"), args.product, args.orders))
         before = {service: proc_status(process.pid or 0) for service, process in processes.items()}
         client_before = resource.getrusage(resource.RUSAGE_SELF)
         load = Load(
             args.orders, args.concurrency, args.reads, args.product, time.monotonic() + args.max_seconds
         )
-        seconds = asyncio.run(run_load(load, run.address("order")))
+        seconds = asyncio.run(run_load(load, stack.address("order")))
         client_after = resource.getrusage(resource.RUSAGE_SELF)
         services = {}
         for service, process in processes.items():

@@ -14,11 +14,13 @@ from pathlib import Path
 import grpc
 import pytest
 from fixtures.h2frames import raw_unary_call
-from fixtures.processes import ServiceProcess
+from fixtures.processes import log_records, start_stack
 from fixtures.scrape import delta, scrape
 
 from services.runtime.registry import declaration
 from shop.order.v1 import order_pb2, order_pb2_grpc
+from shopmesh.launch.service import ServiceProcess
+from shopmesh.launch.stack import Stack
 
 REPO = Path(__file__).resolve().parents[2]
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -26,26 +28,13 @@ SPAN = "00f067aa0ba902b7"
 
 
 @pytest.fixture(scope="module")
-def mesh() -> Iterator[dict[str, ServiceProcess]]:
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServiceProcess]]:
     """inventory (demo catalog), payment and order wired to them; killed after the module."""
-    processes: dict[str, ServiceProcess] = {}
+    stack = start_stack(Stack, tmp_path_factory.mktemp("runtime-stack"))
     try:
-        processes["inventory"] = ServiceProcess("inventory", {"SHOPMESH_SEED": "demo"}).start()
-        processes["payment"] = ServiceProcess("payment").start()
-        processes["inventory"].wait_serving()
-        processes["payment"].wait_serving()
-        processes["order"] = ServiceProcess(
-            "order",
-            {
-                "SHOPMESH_INVENTORY_TARGET": processes["inventory"].address,
-                "SHOPMESH_PAYMENT_TARGET": processes["payment"].address,
-            },
-        ).start()
-        processes["order"].wait_serving()
-        yield processes
+        yield stack.processes
     finally:
-        for process in processes.values():
-            process.kill()
+        stack.kill()
 
 
 def place_order(order: ServiceProcess, metadata: list[tuple[str, str]]) -> order_pb2.Order:
@@ -67,7 +56,7 @@ def rpc_lines(process: ServiceProcess, method: str, request_id: str, within: flo
     while True:
         lines = [
             record
-            for record in process.log_records()
+            for record in log_records(process)
             if record.get("grpc_method", "").endswith(f"/{method}") and record.get("request_id") == request_id
         ]
         if lines or time.monotonic() > deadline:

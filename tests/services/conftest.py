@@ -16,14 +16,15 @@ import pytest
 from fixtures.postgres import PostgresServer, unique_name
 from fixtures.processes import ServiceProcess
 from holding_proxy import HoldingProxy
-from shop_stack import SERVICES, Clients, ProxiedOrder, Stack
+from shop_stack import Clients, ProxiedOrder, Stack
+
+from services.runtime.registry import declarations
 
 
 @pytest.fixture(scope="session")
 def sqlite_stack() -> Iterator[Stack]:
     with tempfile.TemporaryDirectory(prefix="shopmesh-stack-") as directory:
-        urls = {name: f"sqlite+aiosqlite:///{Path(directory) / name}.db" for name in SERVICES}
-        stack = Stack.start(urls)
+        stack = Stack.launch(Path(directory))
         try:
             yield stack
         finally:
@@ -32,11 +33,13 @@ def sqlite_stack() -> Iterator[Stack]:
 
 @pytest.fixture(scope="session")
 def postgres_stack(postgres: PostgresServer) -> Iterator[Stack]:
-    stack = Stack.start({name: postgres.create_database(unique_name(name)) for name in SERVICES})
-    try:
-        yield stack
-    finally:
-        stack.kill()
+    with tempfile.TemporaryDirectory(prefix="shopmesh-stack-") as directory:
+        urls = {name: postgres.create_database(unique_name(name)) for name in declarations()}
+        stack = Stack.launch(Path(directory), urls)
+        try:
+            yield stack
+        finally:
+            stack.kill()
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""The three services as real processes, their clients, and a check that their books agree.
+"""The three services as real processes (the launcher's Stack), their clients, and a check that
+their books agree.
 
 (Named shop_stack, not stack: tests/ has no packages, so helper module names must be unique.)
 """
@@ -8,10 +9,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
-from fixtures.processes import ServiceProcess
+from fixtures.processes import ServiceProcess, start_stack
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from holding_proxy import HoldingProxy
@@ -21,8 +23,8 @@ from services.runtime.database import Database
 from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.payment.v1 import payment_pb2_grpc
-
-SERVICES = ("inventory", "payment", "order")
+from shopmesh.launch.service import ServiceProcess as LaunchedService
+from shopmesh.launch.stack import Stack as LaunchedStack
 
 
 @dataclass
@@ -87,35 +89,19 @@ class Clients:
                 await asyncio.sleep(0.2)
 
 
-@dataclass
-class Stack:
-    """inventory, payment and order processes wired together, each with its own database."""
+class Stack(LaunchedStack):
+    """Every declared service as a process, wired together, each with its own database."""
 
-    processes: dict[str, ServiceProcess]
-    database_urls: dict[str, str]
+    def __init__(
+        self, processes: Mapping[str, LaunchedService], database_urls: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(processes)
+        self.database_urls = dict(database_urls or {name: p.database_url for name, p in processes.items()})
 
     @classmethod
-    def start(
-        cls, database_urls: Mapping[str, str], extra: Mapping[str, Mapping[str, str]] | None = None
-    ) -> Stack:
-        processes: dict[str, ServiceProcess] = {}
-        for name in SERVICES:
-            env = {"SHOPMESH_DATABASE_URL": database_urls[name], "SHOPMESH_MIGRATE_ON_START": "true"}
-            if name == "inventory":
-                env["SHOPMESH_SEED"] = "demo"
-            if name == "order":
-                env["SHOPMESH_INVENTORY_TARGET"] = processes["inventory"].address
-                env["SHOPMESH_PAYMENT_TARGET"] = processes["payment"].address
-            env.update((extra or {}).get(name, {}))
-            processes[name] = ServiceProcess(name, env).start()
-        stack = cls(processes, dict(database_urls))
-        try:
-            for process in processes.values():
-                process.wait_serving()
-        except BaseException:
-            stack.kill()
-            raise
-        return stack
+    def launch(cls, state: Path, database_urls: Mapping[str, str] | None = None) -> Stack:
+        """Started on free ports (see fixtures.processes.start_stack)."""
+        return start_stack(cls, state, database_urls)
 
     def clients(self) -> Clients:
         return Clients.of(*(self.processes[name].address for name in ("order", "inventory", "payment")))

@@ -1,5 +1,7 @@
-"""Child processes that cannot outlive the mesh: logs to a file, SIGTERM then SIGKILL on stop,
-and the kernel's parent-death signal so that even a killed supervisor leaves nothing behind."""
+"""Child processes that cannot outlive whoever started them: logs to a file, SIGTERM then SIGKILL
+on stop, and the kernel's parent-death signal so that even a killed supervisor leaves nothing
+behind. Every process the project starts (a stack's services, the local mesh's control plane,
+sidecars and ingress) is one of these."""
 
 from __future__ import annotations
 
@@ -12,14 +14,17 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 _PR_SET_PDEATHSIG = 1
+# Looked up here, once: between fork and exec the child must not load a library (another thread
+# of this process may have held the loader's lock at the fork).
+_PRCTL: Any = ctypes.CDLL(None).prctl if sys.platform.startswith("linux") else None
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    os.setsid()  # own process group: Ctrl-C reaches the supervisor only, which stops us in order
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class ManagedProcess:
@@ -44,6 +49,9 @@ class ManagedProcess:
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 preexec_fn=_die_with_parent,
+                # Its own session and process group: Ctrl-C reaches the supervisor only, which
+                # stops its children in order.
+                start_new_session=True,
             )
         return self
 
@@ -74,6 +82,12 @@ class ManagedProcess:
 
     def returncode(self) -> int | None:
         return self.process.poll() if self.process else None
+
+    def wait(self, timeout: float) -> int:
+        """Its exit status, once it has exited (subprocess.TimeoutExpired after `timeout`)."""
+        if self.process is None:
+            raise RuntimeError(f"{self.name} was never started")
+        return self.process.wait(timeout)
 
     def signal(self, signum: int) -> None:
         if self.running() and self.process is not None:
