@@ -42,7 +42,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    from shopmesh.localmesh.supervisor import LocalMesh, MeshSettings
+    from shopmesh.localmesh.report import describe
+    from shopmesh.localmesh.settings import MeshSettings
+    from shopmesh.localmesh.supervisor import LocalMesh
 
     settings = MeshSettings.for_project(args.root.resolve(), overlay=args.overlay)
     settings.subnet = args.subnet
@@ -61,7 +63,7 @@ def run_up(args: argparse.Namespace) -> int:
         except (RuntimeError, OSError, ValueError) as error:  # a port taken, a manifest refused…
             print(f"the local mesh did not start: {error}", file=sys.stderr, flush=True)
             return 1
-        print(mesh.describe(), flush=True)
+        print(describe(mesh), flush=True)
         print("\nCtrl-C stops everything.", flush=True)
         while not stopping.wait(1.0):
             dead = [p.name for p in mesh.processes.values() if not p.running()]
@@ -81,7 +83,7 @@ def run_xds(args: argparse.Namespace) -> int:
     from google.protobuf import json_format
 
     from shopmesh.localmesh.placement import place
-    from shopmesh.localmesh.supervisor import LOCAL_REPLICAS, MeshSettings
+    from shopmesh.localmesh.settings import LOCAL_REPLICAS, MeshSettings
     from shopmesh.localmesh.translate.objects import render
     from shopmesh.localmesh.translate.translator import describe, translate
 

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 _PR_SET_PDEATHSIG = 1
 # Looked up here, once: between fork and exec the child must not load a library (another thread
@@ -38,7 +38,7 @@ class ManagedProcess:
         self.cwd = cwd
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> ManagedProcess:
+    def start(self) -> Self:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as output:
             self.process = subprocess.Popen(

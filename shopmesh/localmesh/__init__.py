@@ -10,5 +10,9 @@ What istiod, Envoy and the cluster do for a pod, split the same way here:
 - `sidecar`: one per workload instance, an xDS-enabled gRPC server on the instance's own
   loopback address (its "pod IP"), terminating mTLS and RBAC in front of the unchanged service;
 - `ingress`: the ingress gateway, plaintext in, mTLS into the mesh;
-- `supervisor`: starts and stops all of it (`scripts/up`, `shopmesh mesh up`).
+- `supervisor`: starts and stops all of it (`scripts/up`, `shopmesh mesh up`), with `settings`
+  (what runs where), `pods` (what each pod's service is given) and `report` (what the user reads).
+
+Every process is a shopmesh.launch ManagedProcess; each pod's service is started as the launcher
+starts any service.
 """

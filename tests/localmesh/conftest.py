@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from shopmesh.launch.readiness import free_port
 from shopmesh.localmesh.ca import spiffe_id
-from shopmesh.localmesh.supervisor import LocalMesh, MeshSettings, free_port
+from shopmesh.localmesh.settings import MeshSettings
+from shopmesh.localmesh.supervisor import LocalMesh
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,13 +12,16 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from services.runtime.registry import declaration
+from shopmesh.localmesh.ca import spiffe_id
+from shopmesh.localmesh.placement import Instance
 from shopmesh.localmesh.supervisor import LocalMesh
 
-PORTS = {"order": 50051, "inventory": 50052, "payment": 50053}
+TESTS = Path(__file__).resolve().parents[1]
 
 
 def target(service: str) -> str:
-    return f"xds:///{service}.shop.svc.cluster.local:{PORTS[service]}"
+    return f"xds:///{service}.shop.svc.cluster.local:{declaration(service).grpc_port}"
 
 
 def encoded(message: Message) -> str:
@@ -26,10 +29,11 @@ def encoded(message: Message) -> str:
 
 
 def probe(bootstrap: Path, plan: list[dict[str, Any]], timeout: float = 120.0) -> list[dict[str, Any]]:
-    """Run a plan (see shopmesh.localmesh.probe) in a process whose xDS bootstrap is `bootstrap`."""
-    env = {**os.environ, "GRPC_XDS_BOOTSTRAP": str(bootstrap)}
+    """Run a plan (see probe.py) in a process whose xDS bootstrap is `bootstrap`."""
+    path = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "GRPC_XDS_BOOTSTRAP": str(bootstrap), "PYTHONPATH": path}
     completed = subprocess.run(
-        [sys.executable, "-m", "shopmesh.localmesh.probe", "-"],
+        [sys.executable, "-m", "localmesh.probe", "-"],
         input=json.dumps(plan),
         capture_output=True,
         text=True,
@@ -46,5 +50,20 @@ def pod_of(peer: str) -> str:
     return peer.split("~")[2].split(".")[0] if peer.count("~") >= 3 else ""
 
 
-def as_identity(mesh: LocalMesh, namespace: str, service_account: str) -> Path:
-    return mesh.client_bootstrap(namespace, service_account)
+def client_bootstrap(mesh: LocalMesh, namespace: str, service_account: str) -> Path:
+    """A bootstrap for a client pod with this identity and no labels (no workload's policies or
+    routes single it out): how the tests call as anyone the control plane issued a certificate."""
+    assert mesh.placement is not None
+    identity = spiffe_id(namespace, service_account)
+    if not mesh.identity_files(identity).certificate_chain.exists():
+        raise LookupError(f"the control plane issued no certificate for {identity}")
+    client = Instance(
+        name=f"client-{namespace}-{service_account}",
+        deployment="client",
+        namespace=namespace,
+        labels={},
+        service_account=service_account,
+        address="127.0.0.1",
+        ports=(),
+    )
+    return mesh.write_bootstrap(client)

@@ -9,7 +9,7 @@ from collections import defaultdict
 import grpc
 import pytest
 
-from localmesh.meshcalls import probe, target
+from localmesh.meshcalls import client_bootstrap, probe, target
 from shopmesh.localmesh.supervisor import LocalMesh
 from shopmesh.manifests.authz import CALLERS, Cell, matrix
 from shopmesh.manifests.model import Inventory
@@ -32,7 +32,7 @@ def test_every_cell_of_the_matrix_holds_for_every_mesh_identity(mesh: LocalMesh,
         if caller.principal is None:
             continue  # plaintext: below
         namespace, account = caller.principal.split("/")[2], caller.principal.split("/")[4]
-        bootstrap = mesh.client_bootstrap(namespace, account)
+        bootstrap = client_bootstrap(mesh, namespace, account)
         caller_cells = by_caller[caller.name]
         # An empty request: the service rejects it as INVALID_ARGUMENT (or answers a read),
         # so an allowed call changes nothing and still proves it reached the service.

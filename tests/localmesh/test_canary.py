@@ -26,7 +26,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from localmesh.meshcalls import as_identity, encoded, pod_of, probe, target
+from localmesh.meshcalls import client_bootstrap, encoded, pod_of, probe, target
 from shop.inventory.v1 import inventory_pb2
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shopmesh.localmesh.supervisor import LocalMesh
@@ -125,7 +125,7 @@ def product_in_stock(mesh: LocalMesh, ingress: grpc.Channel) -> str:
             "timeout": 10.0,
         }
     ]
-    [result] = probe(as_identity(mesh, "shop", "operator"), plan)
+    [result] = probe(client_bootstrap(mesh, "shop", "operator"), plan)
     assert result["code"] == "OK", result
     return product_id
 

@@ -12,7 +12,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from localmesh.meshcalls import probe, target
+from localmesh.meshcalls import client_bootstrap, probe, target
 from shopmesh.localmesh.bootstrap import write_bootstrap
 from shopmesh.localmesh.ca import CertificateAuthority, IdentityFiles, spiffe_id
 from shopmesh.localmesh.placement import Instance
@@ -104,6 +104,6 @@ def test_through_grpc_a_foreign_certificate_reaches_no_service(
         assert result["code"] == "UNAVAILABLE", result
         assert result["peer"] == ""  # no sidecar answered
     # the same calls with the genuine identity get through (and fail validation in the service)
-    genuine = probe(mesh.client_bootstrap("shop", "order"), plan[2:])
+    genuine = probe(client_bootstrap(mesh, "shop", "order"), plan[2:])
     assert {r["code"] for r in genuine} == {"INVALID_ARGUMENT"}
     assert all(r["peer"].startswith("sidecar~") for r in genuine)

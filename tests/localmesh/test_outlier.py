@@ -10,13 +10,15 @@ failure rate over at least 5 calls, see translate/clusters.py) this takes about 
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from localmesh.meshcalls import encoded, pod_of, probe, target
+from localmesh.meshcalls import client_bootstrap, encoded, pod_of, probe, target
 from shop.money.v1 import money_pb2
 from shop.payment.v1 import payment_pb2
+from shopmesh.localmesh.sidecar import APP_RECONNECT_MAX_SECONDS
 from shopmesh.localmesh.supervisor import LocalMesh
 
 FAULTY = "payment-1"
@@ -29,7 +31,16 @@ def faulty_replica(mesh: LocalMesh) -> Iterator[str]:
     try:
         yield FAULTY
     finally:
-        mesh.restart_app(FAULTY)
+        restart_app(mesh, FAULTY)
+
+
+def restart_app(mesh: LocalMesh, pod_name: str, timeout: float = 30.0) -> None:
+    """The pod's service started again (its sidecar stayed up), serving, and found by the
+    sidecar's next reconnection attempt."""
+    pod = next(pod for pod in mesh.pods if pod.name == pod_name)
+    mesh.processes[pod.app_process_name].stop()
+    mesh.start_app(pod).wait_serving(timeout)
+    time.sleep(APP_RECONNECT_MAX_SECONDS)
 
 
 def test_a_failing_replica_is_ejected_and_tried_again_after_the_ejection_time(
@@ -58,7 +69,7 @@ def test_a_failing_replica_is_ejected_and_tried_again_after_the_ejection_time(
             "timeout": 5,
         }
     ]
-    results = sorted(probe(mesh.client_bootstrap("shop", "order"), plan), key=lambda r: r["started"])
+    results = sorted(probe(client_bootstrap(mesh, "shop", "order"), plan), key=lambda r: r["started"])
     assert len(results) > 300
 
     faulty_hits = [r["started"] for r in results if pod_of(r["peer"]) == faulty_replica]

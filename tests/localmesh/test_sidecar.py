@@ -22,12 +22,12 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from localmesh.meshcalls import probe
+from shopmesh.launch.processes import ManagedProcess
+from shopmesh.launch.readiness import free_port
 from shopmesh.localmesh.bootstrap import write_bootstrap
 from shopmesh.localmesh.ca import IdentityFiles, spiffe_id
 from shopmesh.localmesh.placement import Instance, place
-from shopmesh.localmesh.processes import ManagedProcess
 from shopmesh.localmesh.state import MeshState
-from shopmesh.localmesh.supervisor import free_port
 from shopmesh.localmesh.translate.objects import MeshObjects
 
 ECHO_PORT = 50061

@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from shopmesh.localmesh.supervisor import accepts_connections, free_port
+from shopmesh.launch.readiness import accepts_connections, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

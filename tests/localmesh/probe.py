@@ -1,9 +1,10 @@
-"""A mesh client for people and tests: makes calls as one pod's identity and reports each.
+"""A mesh client for the tests: makes calls as one pod's identity and reports each.
 
-`python -m shopmesh.localmesh.probe PLAN.json` with GRPC_XDS_BOOTSTRAP naming an identity's
-bootstrap: every call goes through gRPC's own xDS client (routes, weights, retries, outlier
-ejection, mTLS with that identity), so a result is what that caller would get. One process per
-identity because a gRPC process has exactly one xDS bootstrap.
+`python -m localmesh.probe PLAN.json` (with tests/ on PYTHONPATH, as meshcalls.probe runs it)
+and GRPC_XDS_BOOTSTRAP naming an identity's bootstrap: every call goes through gRPC's own xDS
+client (routes, weights, retries, outlier ejection, mTLS with that identity), so a result is
+what that caller would get. One process per identity because a gRPC process has exactly one
+xDS bootstrap.
 
 A plan is a JSON list of batches; each prints one JSON line per call:
   {"target": "xds:///payment.shop.svc.cluster.local:50053",
@@ -166,7 +167,7 @@ def run(plan: list[dict[str, Any]], out: Any = sys.stdout) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if len(arguments) != 1:
-        raise SystemExit("usage: python -m shopmesh.localmesh.probe PLAN.json  (or - for stdin)")
+        raise SystemExit("usage: python -m localmesh.probe PLAN.json  (or - for stdin)")
     text = sys.stdin.read() if arguments[0] == "-" else open(arguments[0]).read()  # noqa: SIM115
     run(json.loads(text))
 

@@ -1,0 +1,33 @@
+"""What a local mesh is made of and where it runs: its sources, state directory, addresses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Replicas run locally, by Deployment; others run their `replicas` (default 1, HPAs aside).
+#: payment runs two so that outlier detection has a replica to eject and one to keep.
+LOCAL_REPLICAS = {"payment": 2}
+
+
+@dataclass
+class MeshSettings:
+    root: Path  # the project: the services run from here
+    sources: list[Path]  # what the control plane renders and watches
+    state: Path  # certificates, bootstraps, logs, embedded databases
+    subnet: int = 10  # pods get 127.<subnet>.x.y
+    control_plane: str = "127.0.0.1:15010"
+    ingress: str = "127.0.0.1:50051"
+    replicas: Mapping[str, int] = field(default_factory=lambda: dict(LOCAL_REPLICAS))
+    #: Identities the control plane issues certificates for besides the workloads' (test clients).
+    extra_identities: Sequence[str] = ()
+    certificate_lifetime: float = 3600.0
+
+    @classmethod
+    def for_project(cls, root: Path, overlay: str = "canary") -> MeshSettings:
+        """The canary stack by default (order v1 and v2), as `scripts/up` runs it."""
+        sources = [root / "k8s" / "overlays" / overlay, root / "istio" / "overlays" / overlay]
+        if not all((source / "kustomization.yaml").exists() for source in sources):
+            sources = [root / "k8s", root / "istio"]
+        return cls(root=root, sources=sources, state=root / "var" / "mesh")
