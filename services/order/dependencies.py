@@ -1,19 +1,20 @@
-"""Order's view of inventory and payment: gRPC calls in, domain outcomes out.
+"""The gateways to inventory and payment over gRPC (services/order/ports.py): gRPC calls in,
+domain outcomes out.
 
-The saga speaks in Rejected (a business refusal: no stock, unknown product, declined card) and
-DependencyFailed (could not get an answer). Everything gRPC stays here. No retries: the mesh
-retries, and every call carries an idempotency key derived from the order.
+The saga speaks in Rejected (a business refusal: no stock, unknown product) and DependencyFailed
+(could not get an answer). Everything gRPC stays here. No retries: the mesh retries, and every
+call carries an idempotency key derived from the order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import TypeVar
 
 import grpc
 
 from services.order.domain import DependencyCode, DependencyFailed, Item, Line, Rejected
+from services.order.ports import ChargeOutcome
 from services.runtime.messages import Money
 from services.runtime.outbound import error_reason
 from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
@@ -57,13 +58,7 @@ def _stock_refusal(error: grpc.aio.AioRpcError) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class ChargeOutcome:
-    payment_id: str
-    decline_reason: str  # "" when approved
-
-
-class InventoryGateway:
+class GrpcInventoryGateway:
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self.stub = inventory_pb2_grpc.InventoryServiceStub(channel)
 
@@ -96,7 +91,7 @@ class InventoryGateway:
         await _call("inventory", lambda: self.stub.ReleaseReservation(request), _no_refusal)
 
 
-class PaymentGateway:
+class GrpcPaymentGateway:
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self.stub = payment_pb2_grpc.PaymentServiceStub(channel)
 
@@ -111,8 +106,6 @@ class PaymentGateway:
         return ChargeOutcome(payment.payment_id, "")
 
     async def refund(self, key: str, reason: str, *, payment_id: str = "", charge_key: str = "") -> None:
-        """Refunds what is left of a payment, named by id or by its charge key (voiding a
-        charge key under which nothing was charged yet)."""
         request = payment_pb2.RefundRequest(idempotency_key=key, reason=reason[:200])
         if payment_id:
             request.payment_id = payment_id

@@ -10,10 +10,10 @@ from datetime import datetime
 from typing import Any
 
 from services.order.domain import TERMINAL, DependencyCode, DependencyFailed, Item, Order, OrderStatus
+from services.order.ports import OrderStore
 from services.order.saga import OrderEvents, Saga, Superseded, forward_lease
-from services.order.store import OrderRepository
 from services.runtime.errors import DeadlineExceeded, Unavailable
-from services.runtime.persistence import SessionFactory, fingerprint, found, utc_now
+from services.runtime.persistence import fingerprint, found, utc_now
 
 #: How often a waiter re-reads an order that another replica may be driving.
 POLL_SECONDS = 0.5
@@ -55,8 +55,8 @@ Detach = Callable[[Coroutine[Any, Any, Order]], asyncio.Task[Order]]
 
 
 class Orders:
-    def __init__(self, sessions: SessionFactory, saga: Saga, events: OrderEvents, detach: Detach) -> None:
-        self.sessions = sessions
+    def __init__(self, store: OrderStore, saga: Saga, events: OrderEvents, detach: Detach) -> None:
+        self.store = store
         self.saga = saga
         self.events = events
         self.detach = detach
@@ -72,20 +72,14 @@ class Orders:
             create_time=now,
             update_time=now,
         )
-        async with self.sessions() as session:
-            repository = OrderRepository(session)
-            started = await repository.claim(order, forward_lease(now))
-            if not started:
-                existing = await repository.by_request_id(request.request_id)
-                assert existing is not None, "claimed by a committed transaction"
-                order = existing
-                order.replay(request.fingerprint)
-                if order.status is OrderStatus.FAILED and not order.in_flight:
-                    # A FAILED order asked again: the saga starts over, if this request wins.
-                    order.retry(utc_now())
-                    started = await repository.save(order, forward_lease(utc_now()))
-        # Waiting happens outside the transaction: it must not hold SQLite's write lock (or a
-        # PostgreSQL connection) while the saga it waits for needs to write.
+        order, started = await self.store.claim_or_load(order, forward_lease(now))
+        if not started:
+            order.replay(request.fingerprint)
+            if order.status is OrderStatus.FAILED and not order.in_flight:
+                # A FAILED order asked again: the saga starts over, if this request wins (of two
+                # requests retrying at once, the store's compare-and-set lets one save).
+                order.retry(utc_now())
+                started = await self.store.save(order, forward_lease(utc_now()))
         if not started:
             return await self.settled(order.order_id)
         self.events.notify(order.order_id)
@@ -113,20 +107,16 @@ class Orders:
             await self.events.wait(order_id, POLL_SECONDS)
 
     async def get(self, order_id: str) -> Order:
-        async with self.sessions() as session:
-            return found(await OrderRepository(session).get(order_id), "order", order_id)
+        return found(await self.store.get(order_id), "order", order_id)
 
     async def list(self, customer_id: str, before: tuple[datetime, str] | None, limit: int) -> list[Order]:
-        async with self.sessions() as session:
-            return await OrderRepository(session).list_for_customer(customer_id, before, limit)
+        return await self.store.list_for_customer(customer_id, before, limit)
 
     async def cancel(self, order_id: str, reason: str) -> Order:
         order = await self.get(order_id)
         if not order.begin_cancel(utc_now()):
             return order
-        async with self.sessions() as session:
-            won = await OrderRepository(session).save(order, forward_lease(utc_now()))
-        if not won:
+        if not await self.store.save(order, forward_lease(utc_now())):
             return await self.settled(order_id)
         self.events.notify(order_id)
         return await self._drive(order_id, self.saga.cancel(order, reason))

@@ -14,10 +14,10 @@ import asyncio
 import logging
 
 from services.order.domain import DependencyFailed
+from services.order.ports import OrderStore
 from services.order.saga import Saga, Superseded, compensation_lease
-from services.order.store import OrderRepository
 from services.runtime.errors import ShopError
-from services.runtime.persistence import SessionFactory, utc_now
+from services.runtime.persistence import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -26,14 +26,13 @@ BATCH = 20
 
 
 class Recovery:
-    def __init__(self, sessions: SessionFactory, saga: Saga) -> None:
-        self.sessions = sessions
+    def __init__(self, store: OrderStore, saga: Saga) -> None:
+        self.store = store
         self.saga = saga
 
     async def sweep(self) -> int:
         """Resumes the stranded orders found now; returns how many came to rest."""
-        async with self.sessions() as session:
-            stranded = await OrderRepository(session).stranded(utc_now(), BATCH)
+        stranded = await self.store.stranded(utc_now(), BATCH)
         settled = 0
         for order in stranded:
             try:

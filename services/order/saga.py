@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 
 from prometheus_client import Counter
 
-from services.order.dependencies import InventoryGateway, PaymentGateway
 from services.order.domain import (
     DependencyCode,
     DependencyFailed,
@@ -24,9 +23,9 @@ from services.order.domain import (
     Rejected,
     SagaStep,
 )
-from services.order.store import OrderRepository
+from services.order.ports import InventoryGateway, OrderStore, PaymentGateway
 from services.runtime.callcontext import current_call, outbound_call_context
-from services.runtime.persistence import SessionFactory, utc_now
+from services.runtime.persistence import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -90,21 +89,20 @@ def compensation_lease(now: datetime) -> datetime:
 class Saga:
     def __init__(
         self,
-        sessions: SessionFactory,
+        store: OrderStore,
         inventory: InventoryGateway,
         payment: PaymentGateway,
         events: OrderEvents,
     ) -> None:
-        self.sessions = sessions
+        self.store = store
         self.inventory = inventory
         self.payment = payment
         self.events = events
 
     async def save(self, order: Order, lease_until: datetime | None) -> None:
         """Persists the order's new state (compare-and-set on its version), then tells watchers."""
-        async with self.sessions() as session:
-            if not await OrderRepository(session).save(order, lease_until):
-                raise Superseded(order.order_id)
+        if not await self.store.save(order, lease_until):
+            raise Superseded(order.order_id)
         if order.step is None:
             ORDERS.labels(order.status.value.lower()).inc()
         self.events.notify(order.order_id)

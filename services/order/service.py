@@ -6,29 +6,30 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from services.order.declaration import DECLARATION
-from services.order.dependencies import InventoryGateway, PaymentGateway
+from services.order.dependencies import GrpcInventoryGateway, GrpcPaymentGateway
 from services.order.orders import Orders
 from services.order.recovery import Recovery
 from services.order.saga import OrderEvents, Saga
 from services.order.servicer import OrderServicer
+from services.order.store import SqlOrderStore
 from services.runtime.server import Registration, ServiceContext, ServiceDefinition
 from shop.order.v1 import order_pb2_grpc
 
 
 async def build(context: ServiceContext) -> Sequence[Registration]:
-    sessions = context.database.session
+    store = SqlOrderStore(context.database.session)
     events = OrderEvents()
     saga = Saga(
-        sessions,
-        InventoryGateway(context.channel("inventory")),
-        PaymentGateway(context.channel("payment")),
+        store,
+        GrpcInventoryGateway(context.channel("inventory")),
+        GrpcPaymentGateway(context.channel("payment")),
         events,
     )
     # The recovery pass starts with the server (its first sweep finishes what a crash left
     # in flight) and keeps sweeping for orders whose runner's lease runs out.
-    context.spawn(Recovery(sessions, saga).run())
+    context.spawn(Recovery(store, saga).run())
     # Sagas run detached from their calls: shutdown gives them the grace period to finish.
-    orders = Orders(sessions, saga, events, context.detach)
+    orders = Orders(store, saga, events, context.detach)
     return [Registration(order_pb2_grpc.add_OrderServiceServicer_to_server, OrderServicer(orders))]
 
 

@@ -1,4 +1,5 @@
-"""Order's table and repository: the only module that speaks SQL for orders.
+"""Order's table and its store (the OrderStore port over SQL): the only module that speaks SQL
+for orders.
 
 An order is stored as one row (its items and priced lines as JSON documents), so each saga
 transition is a single-row compare-and-set on `version`: whoever runs a saga step — the
@@ -25,11 +26,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.order.domain import DependencyCode, Item, Line, Order, OrderStatus, SagaStep
 from services.runtime.messages import Money
-from services.runtime.persistence import UtcDateTime, insert_if_absent
+from services.runtime.persistence import SessionFactory, UtcDateTime, insert_if_absent
 
 metadata = MetaData()
 
@@ -120,56 +120,59 @@ def _order(row: Any) -> Order:
     )
 
 
-class OrderRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+class SqlOrderStore:
+    """The OrderStore (services/order/ports.py) on the service's database: each method one
+    transaction of its own, through SQLAlchemy's async session."""
 
-    async def claim(self, order: Order, lease_expires_at: datetime) -> bool:
-        """Records a new order unless its request id exists; True if recorded."""
-        return await insert_if_absent(
-            self.session,
-            orders,
-            {
-                **_row_values(order),
-                "order_id": order.order_id,
-                "request_id": order.request_id,
-                "customer_id": order.customer_id,
-                "request_fingerprint": order.request_fingerprint,
-                "items": [{"product_id": item.product_id, "quantity": item.quantity} for item in order.items],
-                "version": order.version,
-                "lease_expires_at": lease_expires_at,
-                "create_time": order.create_time,
-            },
-        )
+    def __init__(self, sessions: SessionFactory) -> None:
+        self.sessions = sessions
 
-    async def save(self, order: Order, lease_expires_at: datetime | None) -> bool:
-        """Writes the order if nobody changed it since it was read; True if written.
+    async def claim_or_load(self, order: Order, lease_until: datetime) -> tuple[Order, bool]:
+        async with self.sessions() as session:
+            claimed = await insert_if_absent(
+                session,
+                orders,
+                {
+                    **_row_values(order),
+                    "order_id": order.order_id,
+                    "request_id": order.request_id,
+                    "customer_id": order.customer_id,
+                    "request_fingerprint": order.request_fingerprint,
+                    "items": [
+                        {"product_id": item.product_id, "quantity": item.quantity} for item in order.items
+                    ],
+                    "version": order.version,
+                    "lease_expires_at": lease_until,
+                    "create_time": order.create_time,
+                },
+            )
+            if claimed:
+                return order, True
+            # Not claimed: a committed order holds the request id (the claim waited for it).
+            query = select(orders).where(orders.c.request_id == order.request_id)
+            return _order((await session.execute(query)).one()), False
 
-        On success `order.version` moves on; on False the caller has lost the order to
-        another runner and must stop driving it.
-        """
-        result = await self.session.execute(
-            update(orders)
-            .where(orders.c.order_id == order.order_id, orders.c.version == order.version)
-            .values(**_row_values(order), version=order.version + 1, lease_expires_at=lease_expires_at)
-        )
+    async def save(self, order: Order, lease_until: datetime | None) -> bool:
+        async with self.sessions() as session:
+            result = await session.execute(
+                update(orders)
+                .where(orders.c.order_id == order.order_id, orders.c.version == order.version)
+                .values(**_row_values(order), version=order.version + 1, lease_expires_at=lease_until)
+            )
         if getattr(result, "rowcount", 0) != 1:
             return False
         order.version += 1
         return True
 
     async def get(self, order_id: str) -> Order | None:
-        row = (await self.session.execute(select(orders).where(orders.c.order_id == order_id))).first()
-        return None if row is None else _order(row)
-
-    async def by_request_id(self, request_id: str) -> Order | None:
-        row = (await self.session.execute(select(orders).where(orders.c.request_id == request_id))).first()
+        async with self.sessions() as session:
+            query = select(orders).where(orders.c.order_id == order_id)
+            row = (await session.execute(query)).first()
         return None if row is None else _order(row)
 
     async def list_for_customer(
         self, customer_id: str, before: tuple[datetime, str] | None, limit: int
     ) -> list[Order]:
-        """Newest first; `before` is the (create_time, order_id) of the previous page's last order."""
         query = select(orders).where(orders.c.customer_id == customer_id)
         if before is not None:
             moment, order_id = before
@@ -180,14 +183,15 @@ class OrderRepository:
                 )
             )
         query = query.order_by(orders.c.create_time.desc(), orders.c.order_id.desc()).limit(limit)
-        return [_order(row) for row in await self.session.execute(query)]
+        async with self.sessions() as session:
+            return [_order(row) for row in await session.execute(query)]
 
     async def stranded(self, now: datetime, limit: int) -> list[Order]:
-        """In-flight orders whose runner's lease has run out."""
         query = (
             select(orders)
             .where(orders.c.step.is_not(None), orders.c.lease_expires_at < now)
             .order_by(orders.c.lease_expires_at)
             .limit(limit)
         )
-        return [_order(row) for row in await self.session.execute(query)]
+        async with self.sessions() as session:
+            return [_order(row) for row in await session.execute(query)]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from books import assert_books_agree
 from fixtures.processes import ServiceProcess, start_stack
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
@@ -120,48 +121,19 @@ class Stack(LaunchedStack):
             await database.dispose()
 
     async def assert_books_agree(self) -> None:
-        """Every order at rest, and stock and payments exactly as the orders say.
-
-        CONFIRMED: its reservation committed, its charge approved for the order's total.
-        REJECTED/FAILED: every attempt's reservation released; no charge kept (absent, voided,
-        declined, or refunded in full). CANCELLED: released and refunded in full. And no
-        reservation is left RESERVED.
-        """
+        """The three databases' books agree (books.assert_books_agree)."""
         orders = await self.rows(
             "order", "SELECT order_id, status, step, attempt, total_minor_units FROM orders"
         )
         reservations = dict(await self.rows("inventory", "SELECT reservation_id, status FROM reservations"))
-        payments = {
-            row[0]: row[1:]
+        charges = {
+            row[0]: tuple(row[1:])
             for row in await self.rows(
                 "payment",
                 "SELECT idempotency_key, status, amount_minor_units, refunded_minor_units FROM payments",
             )
         }
-        assert [order for order in orders if order.step is not None] == []
-        assert [key for key, status in reservations.items() if status == "RESERVED"] == []
-        for order in orders:
-            attempts = [order.order_id, *(f"{order.order_id}.r{n}" for n in range(2, order.attempt + 1))]
-            last = attempts[-1]
-            for reservation_id in attempts[:-1]:  # earlier attempts all failed
-                assert reservations.get(reservation_id) == "RELEASED", (order, reservation_id)
-                assert _charge_kept(payments.get(f"order-{reservation_id}")) == 0, order
-            charge = payments.get(f"order-{last}")
-            if order.status == "CONFIRMED":
-                assert reservations.get(last) == "COMMITTED", order
-                assert charge is not None, order
-                assert charge[:2] == ("APPROVED", order.total_minor_units), order
-            else:
-                assert order.status in ("REJECTED", "FAILED", "CANCELLED"), order
-                assert reservations.get(last) == "RELEASED", order
-                assert _charge_kept(charge) == 0, (order, charge)
-
-
-def _charge_kept(charge: tuple[str, int, int] | None) -> int:
-    """What a charge still holds of the customer's money."""
-    if charge is None or charge[0] in ("VOIDED", "DECLINED"):
-        return 0
-    return charge[1] - charge[2]
+        assert_books_agree(orders, reservations, charges)
 
 
 def status_details(error: grpc.aio.AioRpcError | grpc.RpcError) -> dict[str, Any]:

@@ -21,6 +21,9 @@ def test_money_never_mixes_currencies() -> None:
     assert Money.total([]) is None
     with pytest.raises(CurrencyMismatch):
         Money(USD, 1) + Money("EUR", 1)
+    assert Money(USD, 1) < Money(USD, 2) <= Money(USD, 2)
+    with pytest.raises(CurrencyMismatch):
+        assert Money(USD, 1) < Money("EUR", 2)
 
 
 # -- inventory ----------------------------------------------------------------------------------
