@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from google.protobuf.descriptor import FileDescriptor, ServiceDescriptor
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Method:
     """One RPC: `/shop.order.v1.OrderService/CreateOrder` is its HTTP/2 `:path`."""
 

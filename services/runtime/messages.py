@@ -6,6 +6,7 @@ float; times are aware UTC datetimes in the domain and `google.protobuf.Timestam
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,10 +23,16 @@ class CurrencyMismatch(ValueError):
     """Two amounts in different currencies were combined."""
 
 
-@dataclass(frozen=True, order=True)
+@functools.total_ordering
+@dataclass(frozen=True)
 class Money:
     currency_code: str
     minor_units: int
+
+    def __lt__(self, other: Money) -> bool:
+        """Amounts of one currency compare; amounts of two do not (CurrencyMismatch)."""
+        self._same_currency(other)
+        return self.minor_units < other.minor_units
 
     def __add__(self, other: Money) -> Money:
         self._same_currency(other)

@@ -53,19 +53,19 @@ def declaration(name: str) -> ServiceDeclaration:
 
 def start_order() -> list[ServiceDeclaration]:
     """Every service, each after the services it calls (so its first calls find them serving)."""
-    ordered: list[ServiceDeclaration] = []
+    sequence: list[ServiceDeclaration] = []
     visiting: set[str] = set()
 
     def visit(declared: ServiceDeclaration) -> None:
-        if declared in ordered:
+        if declared in sequence:
             return
         if declared.name in visiting:
             raise LookupError(f"services call each other in a cycle through {declared.name}")
         visiting.add(declared.name)
         for name in declared.calls:
             visit(declarations()[name])
-        ordered.append(declared)
+        sequence.append(declared)
 
     for declared in declarations().values():
         visit(declared)
-    return ordered
+    return sequence
