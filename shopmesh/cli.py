@@ -1,7 +1,9 @@
 """`shopmesh`: the project's one command line.
 
 Each subcommand lives in its own module and registers itself here through `COMMANDS`, so this
-file stays an index: `shopmesh --help` lists them all.
+file stays an index: `shopmesh --help` lists them all. Registering is cheap: a subcommand imports
+what it runs with (the manifest tooling, the local mesh, a service's code) in its handler, so
+`shopmesh methods` does not pay for `shopmesh lint`'s imports (tests/cli/test_methods.py).
 """
 
 from __future__ import annotations
@@ -11,8 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib import import_module
 
-#: subcommand -> "module:function" that adds its parser. Imported lazily, so `shopmesh methods`
-#: does not pay for the manifest tooling's imports.
+#: subcommand -> "module:function" that adds its parser.
 COMMANDS: dict[str, str] = {
     "methods": "shopmesh.commands.methods:register",
     "serve": "shopmesh.commands.serve:register",

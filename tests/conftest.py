@@ -1,4 +1,4 @@
-"""Fixtures shared by every test folder (owned by the runtime helper; see fixtures/README.md)."""
+"""Fixtures shared by every test folder (see fixtures/README.md)."""
 
 from __future__ import annotations
 

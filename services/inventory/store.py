@@ -13,7 +13,6 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    func,
     select,
     update,
 )
@@ -131,10 +130,6 @@ class InventoryRepository:
             },
         )
 
-    async def count_products(self) -> int:
-        rows = await self.session.execute(select(products.c.product_id).limit(1))
-        return len(rows.all())
-
     # -- reservations -------------------------------------------------------------------------
     async def claim_reservation(self, reservation: Reservation) -> bool:
         """Records a new reservation (no lines yet); False if the id is already taken."""
@@ -205,8 +200,3 @@ class InventoryRepository:
             .values(status=reservation.status.value, update_time=reservation.update_time)
         )
 
-    async def count_by_status(self) -> dict[str, int]:
-        rows = await self.session.execute(
-            select(reservations.c.status, func.count()).group_by(reservations.c.status)
-        )
-        return {status: count for status, count in rows.tuples()}

@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from shopmesh.manifests.linter import has_errors, lint
-from shopmesh.manifests.model import Finding
-from shopmesh.manifests.render import RenderError, Stack, discover_stacks
+if TYPE_CHECKING:
+    from shopmesh.manifests.model import Finding
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    from shopmesh.manifests.linter import has_errors, lint
+    from shopmesh.manifests.render import RenderError, Stack, discover_stacks
+
     try:
         if args.stack:
             stacks = [Stack(" + ".join(map(str, args.stack)), tuple(args.stack))]

@@ -7,10 +7,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from shopmesh.manifests.model import Inventory
-from shopmesh.manifests.render import RenderError, project_stack
-from shopmesh.manifests.topology import render_svg
-
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("topology", help="draw the allowed calls between workloads as SVG")
@@ -23,6 +19,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    from shopmesh.manifests.model import Inventory
+    from shopmesh.manifests.render import RenderError, project_stack
+    from shopmesh.manifests.topology import render_svg
+
     try:
         svg = render_svg(Inventory.of(project_stack(args.path, args.stack).render()))
     except (RenderError, LookupError) as error:

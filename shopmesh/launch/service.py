@@ -95,10 +95,6 @@ class ServiceProcess(ManagedProcess):
         super().__init__(name or service, argv, env, log_file, ROOT)
 
     @property
-    def service(self) -> str:
-        return self.declaration.name
-
-    @property
     def metrics_url(self) -> str:
         return f"http://{self.metrics_address}/metrics"
 

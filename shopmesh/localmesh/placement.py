@@ -76,15 +76,6 @@ class Placement:
         )
     )
 
-    def of_app(self, app: str) -> list[Instance]:
-        return [instance for instance in self.instances if instance.app == app]
-
-    def by_name(self, name: str) -> Instance:
-        for instance in (*self.instances, self.ingress):
-            if instance.name == name:
-                return instance
-        raise KeyError(name)
-
     def backing(self, service: Service) -> list[Instance]:
         """The pods a Service selects (what its Endpoints would list)."""
         return [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import sysconfig
 
 
@@ -17,3 +18,19 @@ def test_methods_lists_every_rpc_path() -> None:
     assert ("payment", "unary", "/shop.payment.v1.PaymentService/Refund") in rows
     assert ("inventory", "unary", "/shop.inventory.v1.InventoryService/AdjustStock") in rows
     assert len(rows) == 14, result.stdout
+
+
+def test_methods_imports_neither_the_manifest_tooling_nor_a_service() -> None:
+    """The CLI's promise (shopmesh/cli.py): a subcommand pays only for its own imports."""
+    script = (
+        "import contextlib, io, sys\n"
+        "from shopmesh.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['methods'])\n"
+        "heavy = ('shopmesh.manifests', 'shopmesh.localmesh', 'sqlalchemy', 'grpc')\n"
+        "print(sorted(name for name in sys.modules if name.startswith(heavy)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"
