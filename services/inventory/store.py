@@ -199,4 +199,3 @@ class InventoryRepository:
             .where(reservations.c.reservation_id == reservation.reservation_id)
             .values(status=reservation.status.value, update_time=reservation.update_time)
         )
-
