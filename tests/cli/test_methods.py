@@ -7,6 +7,10 @@ import subprocess
 import sys
 import sysconfig
 
+import pytest
+
+pytestmark = pytest.mark.slow  # runs the shopmesh command
+
 
 def test_methods_lists_every_rpc_path() -> None:
     shopmesh = shutil.which("shopmesh", path=sysconfig.get_path("scripts"))

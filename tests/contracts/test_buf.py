@@ -6,6 +6,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # runs buf
+
 BASELINE = "proto/breaking-baseline.binpb"
 
 

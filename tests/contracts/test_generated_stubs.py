@@ -8,6 +8,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 
 def tree(directory: Path) -> dict[str, bytes]:
     return {
@@ -17,6 +19,7 @@ def tree(directory: Path) -> dict[str, bytes]:
     }
 
 
+@pytest.mark.slow  # runs scripts/gen-stubs
 def test_gen_matches_a_fresh_generation(root: Path, tmp_path: Path) -> None:
     subprocess.run(
         [sys.executable, str(root / "scripts/gen-stubs"), "--out", str(tmp_path)],
@@ -39,6 +42,7 @@ def test_every_module_has_typed_stubs(root: Path) -> None:
     assert (root / "gen/shop/py.typed").is_file()
 
 
+@pytest.mark.slow  # builds the clients' wheel with pip
 def test_clients_distribution_ships_typed_stubs(root: Path, tmp_path: Path) -> None:
     """`pip wheel ./gen` gives users the clients with their .pyi and py.typed (types in the IDE)."""
     source = tmp_path / "gen"  # build from a copy: setuptools leaves build/ and egg-info behind

@@ -6,6 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # runs mypy
+
 
 def mypy(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

@@ -11,6 +11,8 @@ import pytest
 
 from shopmesh.cli import main
 
+pytestmark = pytest.mark.slow  # kubectl kustomize renders the manifests
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

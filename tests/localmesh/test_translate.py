@@ -196,6 +196,7 @@ def test_what_cannot_be_enforced_is_refused_not_ignored(objects: MeshObjects, ki
         translate(MeshObjects(documents), place(MeshObjects(documents)))
 
 
+@pytest.mark.slow  # kubectl kustomize
 def test_the_projects_canary_stack_translates_and_every_pod_enforces_mtls_and_rbac() -> None:
     objects = render([ROOT / "k8s" / "overlays" / "canary", ROOT / "istio" / "overlays" / "canary"])
     placement = place(objects, replicas={"payment": 2})

@@ -12,7 +12,11 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from shopmesh.launch.readiness import accepts_connections, free_port
+
+pytestmark = pytest.mark.slow  # runs scripts/up
 
 ROOT = Path(__file__).resolve().parents[2]
 

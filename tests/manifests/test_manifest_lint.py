@@ -20,6 +20,7 @@ CORPUS = Path(__file__).parent / "corpus"
 CASES = sorted(p.name for p in CORPUS.iterdir() if (p / "kustomization.yaml").is_file())
 
 
+@pytest.mark.slow  # kubectl kustomize
 def test_repository_passes_lint(repository: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["lint", str(repository)]) == 0
     captured = capsys.readouterr()
@@ -45,6 +46,7 @@ def test_corpus_case_yields_its_code(case: str, corpus_renders: dict[str, list[d
     assert {finding.code for finding in findings} == {expected}, "\n".join(map(str, findings))
 
 
+@pytest.mark.slow  # kubectl kustomize
 def test_lint_line_format_and_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
     case = CORPUS / "IST0101-virtualservice-unknown-host"
     assert main(["lint", "--stack", str(case)]) == 1
@@ -55,6 +57,7 @@ def test_lint_line_format_and_exit_status(capsys: pytest.CaptureFixture[str]) ->
     )
 
 
+@pytest.mark.slow  # kubectl kustomize
 def test_info_findings_do_not_fail(capsys: pytest.CaptureFixture[str]) -> None:
     # IST0102 is Info upstream: reported, but not an error.
     assert main(["lint", "--stack", str(CORPUS / "IST0102-namespace-not-injected")]) == 0
@@ -77,6 +80,7 @@ def test_every_code_of_the_catalog_is_exercised_or_listed_as_not() -> None:
     assert set(CATALOG) == exercised | not_exercised
 
 
+@pytest.mark.slow  # kubectl kustomize
 def test_lint_reads_the_given_project_and_names_the_stack_of_a_finding(
     repository: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

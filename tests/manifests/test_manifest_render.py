@@ -32,6 +32,7 @@ def test_every_top_level_directory_and_overlay_is_listed() -> None:
     assert KUSTOMIZATIONS == ["istio", "istio/overlays/canary", "k8s", "k8s/overlays/canary"]
 
 
+@pytest.mark.slow  # kubectl kustomize
 @pytest.mark.parametrize("directory", KUSTOMIZATIONS)
 def test_kustomize_renders(directory: str) -> None:
     docs = rendered(directory)
@@ -43,6 +44,7 @@ def _kinds(directory: str) -> Counter[str]:
     return Counter(doc["kind"] for doc in rendered(directory))
 
 
+@pytest.mark.slow  # kubectl kustomize
 def test_default_deployment_has_every_required_object() -> None:
     kinds = _kinds("k8s")
     assert kinds["Namespace"] == 1
@@ -56,6 +58,7 @@ def test_default_deployment_has_every_required_object() -> None:
     assert kinds["Secret"] == 0, "no credentials are committed"
 
 
+@pytest.mark.slow  # kubectl kustomize
 def test_canary_overlay_adds_order_v2_only() -> None:
     base = {(d["kind"], d["metadata"]["name"]) for d in rendered("k8s")}
     canary = {(d["kind"], d["metadata"]["name"]): d for d in rendered("k8s/overlays/canary")}
@@ -65,6 +68,7 @@ def test_canary_overlay_adds_order_v2_only() -> None:
     assert labels["version"] == "v2"
 
 
+@pytest.mark.slow  # kubectl kustomize
 def test_istio_renders_every_kind() -> None:
     assert set(_kinds("istio")) == {
         "PeerAuthentication",
@@ -92,6 +96,7 @@ def test_missing_kubectl_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_p
         render.find_kubectl()
 
 
+@pytest.mark.slow  # kubectl kustomize
 def test_kustomize_failure_is_reported(tmp_path: Path) -> None:
     (tmp_path / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
     with pytest.raises(RenderError, match="kubectl kustomize"):

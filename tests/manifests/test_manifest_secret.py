@@ -9,10 +9,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from shopmesh.manifests import schema
 from shopmesh.manifests.model import Inventory
+
+pytestmark = pytest.mark.slow  # runs scripts/gen-db-secret
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "gen-db-secret"
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # runs mypy and ruff
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 #: mypy's incremental cache, outside the working tree and kept between runs: a cold run takes

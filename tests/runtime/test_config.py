@@ -89,6 +89,7 @@ def shopmesh(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # runs the shopmesh command
 def test_shopmesh_serve_exits_with_one_line_naming_the_variable() -> None:
     result = shopmesh("serve", "payment", SHOPMESH_DRAIN_SECONDS="abc")
     assert result.returncode != 0
@@ -98,6 +99,7 @@ def test_shopmesh_serve_exits_with_one_line_naming_the_variable() -> None:
     assert "'abc'" in lines[0]
 
 
+@pytest.mark.slow  # runs the shopmesh command
 def test_shopmesh_migrate_says_in_one_line_that_the_database_is_unreachable() -> None:
     url = f"postgresql+asyncpg://payment:pw@127.0.0.1:{free_port()}/payment"  # nothing listens there
     result = shopmesh("migrate", "payment", SHOPMESH_DATABASE_URL=url)

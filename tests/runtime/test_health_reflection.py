@@ -56,6 +56,7 @@ async def grpcurl(*args: str) -> str:
     return out.decode()
 
 
+@pytest.mark.slow  # runs grpcurl
 async def test_grpcurl_lists_services_over_v1alpha(probe_server) -> None:
     listed = (await grpcurl(probe_server.address, "list")).split()
     assert PAYMENT in listed
@@ -64,6 +65,7 @@ async def test_grpcurl_lists_services_over_v1alpha(probe_server) -> None:
     assert "grpc.reflection.v1.ServerReflection" in listed
 
 
+@pytest.mark.slow  # runs grpcurl
 async def test_grpcurl_describes_methods_and_messages(probe_server) -> None:
     methods = await grpcurl(probe_server.address, "list", PAYMENT)
     assert methods.split() == [f"{PAYMENT}.Charge", f"{PAYMENT}.GetPayment", f"{PAYMENT}.Refund"]

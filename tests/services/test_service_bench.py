@@ -14,6 +14,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # runs the benchmark
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = {"order", "inventory", "payment"}
 

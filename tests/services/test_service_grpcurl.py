@@ -8,6 +8,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
 from shop_stack import Stack
 
 GRPCURL = Path(sys.executable).with_name("grpcurl")
@@ -23,6 +24,7 @@ def grpcurl(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # runs grpcurl
 def test_grpcurl_version_is_the_one_that_needs_v1alpha() -> None:
     version = subprocess.run(
         [str(GRPCURL), "-version"], capture_output=True, text=True, timeout=10, check=True

@@ -11,9 +11,12 @@ import time
 from pathlib import Path
 
 import grpc
+import pytest
 from fixtures.ports import free_port
 
 from shop.order.v1 import order_pb2, order_pb2_grpc
+
+pytestmark = pytest.mark.slow  # runs scripts/up --plain
 
 ROOT = Path(__file__).resolve().parents[2]
 

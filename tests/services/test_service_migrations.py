@@ -18,6 +18,8 @@ from services.order.store import metadata as order_metadata
 from services.payment.store import metadata as payment_metadata
 from services.runtime.database import Database
 
+pytestmark = pytest.mark.slow  # runs PostgreSQL and alembic
+
 METADATA = {"order": order_metadata, "inventory": inventory_metadata, "payment": payment_metadata}
 ROOT = Path(__file__).resolve().parents[2]
 
