@@ -5,9 +5,10 @@
     ...
     stack.stop()                                    # callers first, then what they call
 
-`scripts/up --plain`, `scripts/bench` and the tests' stacks start it this way. Services start in
-`start_order()` (each after what it calls) and all at once: a caller's channel connects when it
-is first used, so nobody waits for another's start-up; they are stopped in the reverse order.
+`scripts/up --plain`, `scripts/bench` and the tests' stacks start it this way. Services are
+started in `start_order()` (each after what it calls) without waiting for one another: a
+caller's channel connects on its first call, by when what it calls serves. They are stopped in
+the reverse order.
 """
 
 from __future__ import annotations
