@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Sequence
 
 #: The grpcurl the project installs into .venv: it need not be on PATH.
 GRPCURL = ".venv/bin/grpcurl -plaintext"
@@ -12,9 +13,12 @@ GRPCURL = ".venv/bin/grpcurl -plaintext"
 DEMO_PRODUCT = "sku-espresso-beans"
 
 
-def grpcurl_examples(order: str, inventory: str, *, health_check: bool = True) -> list[str]:
+def grpcurl_examples(
+    order: str, inventory: str, *, health_check: bool = True, more: Sequence[str] = ()
+) -> list[str]:
     """Calls to try, for order answering at `order` and inventory at `inventory` (the same
-    address behind an ingress gateway); `health_check` adds a health check of `order`."""
+    address behind an ingress gateway); `health_check` adds a health check of `order`, `more`
+    lines of the caller's own."""
     create = {
         "request_id": "demo-1",
         "customer_id": "me",
@@ -32,5 +36,6 @@ def grpcurl_examples(order: str, inventory: str, *, health_check: bool = True) -
     ]
     if health_check:
         lines.append(f"{GRPCURL} {order} grpc.health.v1.Health/Check")
+    lines.extend(more)
     lines.append("(tok_chargeDeclined declines, tok_unavailable is a processor outage)")
     return lines

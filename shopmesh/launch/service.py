@@ -53,6 +53,8 @@ def service_environment(
         PYTHONUNBUFFERED="1",  # its log file shows each line as it is written
     )
     env.update({target_variable(name): targets[name] for name in declared.calls})
+    # The seed is the declaration's, never the caller's: a service refuses a seed it lacks.
+    env.pop("SHOPMESH_SEED", None)
     if seed and declared.seed is not None:
         env["SHOPMESH_SEED"] = declared.seed
     env.update(settings or {})

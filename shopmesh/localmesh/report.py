@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shlex
+
 from shopmesh.launch.demo import GRPCURL, grpcurl_examples
 from shopmesh.localmesh.supervisor import LocalMesh
 
@@ -22,11 +25,16 @@ def describe(mesh: LocalMesh) -> str:
     lines.append("try:")
     host = settings.ingress
     # Everything enters through the ingress gateway, which routes by method.
-    examples = grpcurl_examples(order=host, inventory=host, health_check=False)
-    examples.append(
-        f"{GRPCURL} -H 'x-canary: true' -d '{{\"customer_id\": \"me\"}}' {host} "
-        "shop.order.v1.OrderService/ListOrders   # always order v2 (the canary overlay's header route)"
+    canary = shlex.quote(json.dumps({"customer_id": "me"}))
+    examples = grpcurl_examples(
+        order=host,
+        inventory=host,
+        health_check=False,
+        more=[
+            f"{GRPCURL} -H 'x-canary: true' -d {canary} {host} shop.order.v1.OrderService/ListOrders"
+            "   # always order v2 (the canary overlay's header route)",
+            ".venv/bin/shopmesh mesh xds   # the xDS resources served now",
+        ],
     )
-    examples.append(".venv/bin/shopmesh mesh xds   # the xDS resources served now")
     lines.extend(f"  {line}" for line in examples)
     return "\n".join(lines)
