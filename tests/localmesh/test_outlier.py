@@ -20,7 +20,7 @@ from shop.payment.v1 import payment_pb2
 from shopmesh.localmesh.supervisor import LocalMesh
 
 FAULTY = "payment-1"
-INTERVAL, BASE_EJECTION = 10.0, 30.0  # istio/base/destination-rules.yaml, payment
+INTERVAL, BASE_EJECTION = 10.0, 30.0  # istio/base/payment.yaml, its DestinationRule
 
 
 @pytest.fixture

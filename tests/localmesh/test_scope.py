@@ -1,4 +1,4 @@
-"""Sidecar egress scope: a pod sees only the services its Sidecar lists (istio/base/sidecars.yaml
+"""Sidecar egress scope: a pod sees only the services its Sidecar lists (istio/base/<service>.yaml
 lets order reach inventory and payment, and inventory reach only its database)."""
 
 from __future__ import annotations
