@@ -11,8 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from shopmesh.manifests.findings import Finding
 from shopmesh.manifests.linter import has_errors, lint
-from shopmesh.manifests.model import Finding
 from shopmesh.manifests.render import RenderError, Stack, discover_stacks
 
 

@@ -28,8 +28,9 @@ from shopmesh.localmesh.placement import Instance, Placement, place
 from shopmesh.localmesh.processes import ManagedProcess
 from shopmesh.localmesh.sidecar import APP_RECONNECT_MAX_SECONDS
 from shopmesh.localmesh.state import MeshState
-from shopmesh.localmesh.translate.objects import MeshObjects, render
 from shopmesh.localmesh.translate.translator import gateway_listener_name
+from shopmesh.manifests.model import MeshObjects
+from shopmesh.manifests.render import render
 
 #: Replicas run locally, by Deployment; others run their `replicas` (default 1, HPAs aside).
 #: payment runs two so that outlier detection has a replica to eject and one to keep.

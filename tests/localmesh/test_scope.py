@@ -7,8 +7,8 @@ import pytest
 
 from localmesh.meshcalls import probe, target
 from shopmesh.localmesh.supervisor import LocalMesh
-from shopmesh.localmesh.translate.objects import MeshObjects
 from shopmesh.localmesh.translate.scope import egress_scopes, scope_for
+from shopmesh.manifests.model import MeshObjects
 
 SIDECARS = """
 apiVersion: networking.istio.io/v1

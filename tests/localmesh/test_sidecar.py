@@ -28,7 +28,7 @@ from shopmesh.localmesh.placement import Instance, place
 from shopmesh.localmesh.processes import ManagedProcess
 from shopmesh.localmesh.state import MeshState
 from shopmesh.localmesh.supervisor import free_port
-from shopmesh.localmesh.translate.objects import MeshObjects
+from shopmesh.manifests.model import MeshObjects
 
 ECHO_PORT = 50061
 #: Short enough that certificates rotate during these tests (renewed at half life, re-read by

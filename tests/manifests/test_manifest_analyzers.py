@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shopmesh.manifests.analyzers import authorization, istio_routing, workloads
-from shopmesh.manifests.model import Inventory
+from shopmesh.manifests.findings import Inventory
 
 
 def _findings(docs: list[dict[str, Any]], analyzer: Callable[[Inventory], None]) -> list[str]:

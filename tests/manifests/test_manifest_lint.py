@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from shopmesh.cli import main
+from shopmesh.manifests.findings import Inventory
 from shopmesh.manifests.linter import lint_inventory
 from shopmesh.manifests.messages import CATALOG
-from shopmesh.manifests.model import Inventory
 from shopmesh.manifests.render import Stack
 
 CORPUS = Path(__file__).parent / "corpus"

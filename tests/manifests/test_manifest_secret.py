@@ -19,7 +19,7 @@ from fixtures.postgres import OS_USER, PostgresServer
 
 from services.runtime.registry import declarations
 from shopmesh.manifests import schema
-from shopmesh.manifests.model import Inventory
+from shopmesh.manifests.findings import Inventory
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "gen-db-secret"
 INIT_DIRECTORY = "/docker-entrypoint-initdb.d"  # where the postgres image runs init scripts

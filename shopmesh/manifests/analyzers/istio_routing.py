@@ -8,7 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from shopmesh.manifests.model import Inventory, Resource, fqdn, selects
+from shopmesh.manifests.findings import Inventory
+from shopmesh.manifests.mesh import fqdn
+from shopmesh.manifests.model import Resource, selects
 
 #: The reserved gateway name for sidecars.
 MESH_GATEWAY = "mesh"

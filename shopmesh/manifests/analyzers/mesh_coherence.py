@@ -9,8 +9,11 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from services.runtime.registry import declaration, declarations
-from shopmesh.manifests.authz import INGRESS_PRINCIPAL, Caller, Request, allowed, grpc_paths, grpc_port
-from shopmesh.manifests.model import Inventory, Resource, Workload, fqdn, namespace_resource, selects
+from shopmesh.manifests.authz import allows, grpc_paths, grpc_port
+from shopmesh.manifests.findings import Inventory, namespace_resource
+from shopmesh.manifests.mesh import INGRESS_GATEWAY, fqdn
+from shopmesh.manifests.model import MeshObjects, Resource, Workload, selects
+from shopmesh.manifests.policy import Request, authorization_policies
 
 #: Methods a repeat would apply twice (proto/shop/inventory/v1/inventory.proto: "Not
 #: idempotent, so the mesh never retries it"). Every other method is read-only or keyed by a
@@ -124,10 +127,11 @@ def _target_port(service: Resource, workload: Workload) -> int | None:
     return None
 
 
-def mesh_edges(inventory: Inventory) -> Iterator[tuple[Workload, Workload, Resource, int]]:
+def mesh_edges(inventory: MeshObjects) -> Iterator[tuple[Workload, Workload, Resource, int]]:
     """(caller, callee, callee's Service, port) for every pair of rendered workloads where the
-    AuthorizationPolicies let the caller make at least one call."""
-    policies = inventory.of_kind("AuthorizationPolicy")
+    AuthorizationPolicies let the caller make at least one call (a gRPC method of a declared
+    service, any connection to another Service's port)."""
+    policies = authorization_policies(inventory, skip_invalid=True)
     for service in inventory.of_kind("Service"):
         paths: list[str | None] = (
             [m.path for m in declaration(service.name).methods] if service.name in declarations() else [None]
@@ -139,8 +143,7 @@ def mesh_edges(inventory: Inventory) -> Iterator[tuple[Workload, Workload, Resou
             if port is None:
                 continue
             for caller in inventory.workloads:
-                identity = Caller(caller.app, caller.principal)
-                if any(allowed(policies, callee, Request(identity, path, port)) for path in paths):
+                if any(allows(policies, callee, Request(caller.principal, port, path)) for path in paths):
                     yield caller, callee, service, port
 
 
@@ -299,14 +302,14 @@ def _ingress_request(inventory: Inventory, service: str, path: str) -> Request |
         port = grpc_port(inventory, service)
     except LookupError:
         return None
-    return Request(Caller("ingress", INGRESS_PRINCIPAL), path, port)
+    return Request(INGRESS_GATEWAY.principal, port, path)
 
 
 def ingress_coherence(inventory: Inventory) -> None:
     """What the ingress gateway routes and what the ingress identity may call must agree:
     SHM0207 for a routed method the policies deny it (a customer gets PERMISSION_DENIED),
     SHM0208 for an allowed method no gateway route reaches (a dead grant)."""
-    policies = inventory.of_kind("AuthorizationPolicy")
+    policies = authorization_policies(inventory, skip_invalid=True)
     routed: set[tuple[str, str]] = set()
     for vs, route, service in _gateway_routes(inventory):
         callees = [w for w in inventory.workloads if w.app == service]
@@ -315,7 +318,7 @@ def ingress_coherence(inventory: Inventory) -> None:
                 continue
             routed.add((service, path))
             request = _ingress_request(inventory, service, path)
-            if request and callees and not all(allowed(policies, w, request) for w in callees):
+            if request and callees and not all(allows(policies, w, request) for w in callees):
                 inventory.report(
                     "SHM0207",
                     vs,
@@ -330,7 +333,7 @@ def ingress_coherence(inventory: Inventory) -> None:
             request = _ingress_request(inventory, service, path)
             if (service, path) in routed or request is None:
                 continue
-            granting = [w for w in callees if allowed(policies, w, request)]
+            granting = [w for w in callees if allows(policies, w, request)]
             if granting:
                 inventory.report(
                     "SHM0208",

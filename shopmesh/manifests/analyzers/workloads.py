@@ -7,33 +7,10 @@ authz,telemetry}/.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
-from typing import Any
 
-from shopmesh.manifests.model import Inventory, Workload, selects
+from shopmesh.manifests.findings import Inventory
+from shopmesh.manifests.model import UNSUPPORTED_PROTOCOL, Service, Workload, selects
 
-#: The protocol names Istio parses (istio pkg/config/protocol/instance.go Parse); anything else
-#: is "unsupported" and gets protocol sniffing.
-ISTIO_PROTOCOLS = frozenset(
-    {
-        "tcp",
-        "udp",
-        "grpc",
-        "grpc-web",
-        "http",
-        "http_proxy",
-        "http2",
-        "https",
-        "tls",
-        "mongo",
-        "redis",
-        "mysql",
-    }
-)
-#: The appProtocol values Kubernetes standardises, which newer Istio maps too.
-KUBERNETES_APP_PROTOCOLS = frozenset({"kubernetes.io/h2c", "kubernetes.io/ws", "kubernetes.io/wss"})
-#: Ports Istio treats as TCP whatever their name (pkg/config/kube/conversion.go wellKnownPorts).
-WELL_KNOWN_TCP_PORTS = frozenset({25, 53, 3306, 27017})
 #: Namespaces istioctl analyze never reports on (util.IsSystemNamespace).
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "local-path-storage"})
 #: The sidecar's own UID (deployment/pod.go UserID).
@@ -57,29 +34,18 @@ def namespace_injection(inventory: Inventory) -> None:
             )
 
 
-def _protocol_known(port: Mapping[str, Any]) -> bool:
-    """Istio's pkg/config/kube/conversion.go ConvertProtocol: UDP is UDP; otherwise appProtocol
-    if set, else the port name, up to its first "-" ("grpc-web" whole)."""
-    if port.get("protocol") == "UDP":
-        return True
-    name = str(port.get("appProtocol") or port.get("name") or "")
-    if name in KUBERNETES_APP_PROTOCOLS or name.lower().startswith("grpc-web"):
-        return True
-    return name.split("-", 1)[0].lower() in ISTIO_PROTOCOLS or port.get("port") in WELL_KNOWN_TCP_PORTS
-
-
 def service_port_names(inventory: Inventory) -> None:
     """IST0118 for a Service port whose protocol Istio cannot tell (service/portname.go)."""
     for service in inventory.of_kind("Service"):
         if service.namespace in SYSTEM_NAMESPACES:
             continue
-        for port in service.spec.get("ports") or []:
-            if not _protocol_known(port):
+        for port in Service.of(service).ports:
+            if port.istio_protocol == UNSUPPORTED_PROTOCOL:
                 inventory.report(
                     "IST0118",
                     service,
-                    f"Port name {port.get('name', '')} (port: {port.get('port')}, targetPort: "
-                    f"{port.get('targetPort', '')}) doesn't follow the naming convention of Istio port.",
+                    f"Port name {port.name} (port: {port.port}, targetPort: "
+                    f"{port.target_port}) doesn't follow the naming convention of Istio port.",
                 )
 
 
