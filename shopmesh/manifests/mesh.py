@@ -23,11 +23,11 @@ SPIFFE_PREFIX = "spiffe://"
 
 
 def fqdn(host: str, namespace: str) -> str:
-    """A host as Istio resolves it (pilot/pkg/model/config.go ResolveShortnameToFQDN): only a
-    name without a dot is short, and is expanded in the namespace of the object naming it
-    (`order` in shop → `order.shop.svc.cluster.local`). Anything with a dot (`order.shop`
-    included), `*` and IP addresses stay exactly as written."""
-    if not host or host == "*" or "." in host or _is_ip_address(host):
+    """A host as Istio resolves it (pilot/pkg/model/config.go ResolveShortnameToFQDN, and the
+    analyzers' util.ConvertHostToFQDN): only a name without a dot is short, and is expanded in
+    the namespace of the object naming it (`order` in shop → `order.shop.svc.cluster.local`).
+    Anything with a dot (`order.shop` included), wildcards and IP addresses stay as written."""
+    if not host or host.startswith("*") or "." in host or _is_ip_address(host):
         return host
     return f"{host}.{namespace}.svc.{CLUSTER_DOMAIN}"
 

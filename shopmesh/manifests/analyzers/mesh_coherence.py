@@ -14,6 +14,7 @@ from shopmesh.manifests.findings import Inventory, namespace_resource
 from shopmesh.manifests.mesh import INGRESS_GATEWAY, fqdn
 from shopmesh.manifests.model import MeshObjects, Resource, Workload, selects
 from shopmesh.manifests.policy import Request, authorization_policies
+from shopmesh.manifests.service_registry import ServiceRegistry
 
 #: Methods a repeat would apply twice (proto/shop/inventory/v1/inventory.proto: "Not
 #: idempotent, so the mesh never retries it"). Every other method is read-only or keyed by a
@@ -159,17 +160,21 @@ def _egress_covers(hosts: list[str], namespace: str, target: str) -> bool:
 
 def sidecar_egress(inventory: Inventory) -> None:
     """SHM0203 for an allowed call a Sidecar's egress omits (the call would fail with
-    REGISTRY_ONLY, or reach the passthrough cluster), and KIA1004 for an egress host no
-    Service matches (Kiali sidecar.egress.servicenotfound)."""
-    services = inventory.services_by_fqdn()
+    REGISTRY_ONLY, or reach the passthrough cluster), and KIA1004 for an egress host of the
+    Sidecar's own namespace that nothing in the registry the Sidecar sees declares (Kiali
+    sidecars/egress_listener_checker.go, sidecar.egress.servicenotfound): a Service (as
+    `name.namespace`, `name.namespace.svc` or its FQDN) or a ServiceEntry host, each only if
+    exported to the Sidecar's namespace. Hosts of other namespaces are not judged: they are
+    not in the render."""
+    registry = ServiceRegistry(inventory)
     sidecars = inventory.of_kind("Sidecar")
     for sidecar in sidecars:
         for egress in sidecar.spec.get("egress") or []:
             for entry in egress.get("hosts") or []:
-                entry_namespace, _, host = entry.rpartition("/")
-                if "*" in host or entry_namespace not in (".", sidecar.namespace):
+                entry_namespace, _, host = entry.partition("/")
+                if host.startswith("*") or entry_namespace not in (".", sidecar.namespace):
                     continue
-                if fqdn(host, sidecar.namespace) not in services:
+                if not any(registry.lookup(sidecar.namespace, [], name) for name in _kubernetes_names(host)):
                     inventory.report(
                         "KIA1004",
                         sidecar,
@@ -186,6 +191,17 @@ def sidecar_egress(inventory: Inventory) -> None:
                 inventory.report(
                     "SHM0203", sidecar, f"egress omits {target}, which {caller.owner.ref} may call"
                 )
+
+
+def _kubernetes_names(host: str) -> list[str]:
+    """The names Kiali accepts for a Service besides its FQDN: `name.namespace` and
+    `name.namespace.svc` (kubernetes.ParseHost)."""
+    parts = host.split(".")
+    if len(parts) == 2:
+        return [host, f"{host}.svc.cluster.local"]
+    if len(parts) == 3 and parts[2] == "svc":
+        return [host, f"{host}.cluster.local"]
+    return [host]
 
 
 def _namespace_labels(inventory: Inventory, namespace: str) -> dict[str, str]:
