@@ -16,7 +16,8 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import TypeAlias, TypeVar
+from dataclasses import dataclass
+from typing import Generic, TypeAlias, TypeVar
 
 from envoy.config.core.v3 import address_pb2
 from envoy.config.rbac.v3 import rbac_pb2 as rbac_config
@@ -75,66 +76,41 @@ def _rbac(action: int, policies: Sequence[AuthorizationPolicy]) -> rbac_config.R
             where = f"AuthorizationPolicy {policy.ref} rule {index}"
             rules.policies[f"{prefix}-{index}"].CopyFrom(
                 rbac_config.Policy(
-                    principals=[_principal(clause, where) for clause in rule.principals],
-                    permissions=[_permission(clause, where) for clause in rule.permissions],
+                    principals=[PRINCIPALS.clause(clause, where) for clause in rule.principals],
+                    permissions=[PERMISSIONS.clause(clause, where) for clause in rule.permissions],
                 )
             )
     return rules
 
 
-def _principal(clause: Clause, where: str) -> Principal:
-    ids = [
-        term
-        for condition in clause
-        for term in _terms(
-            condition,
-            _builder(_PRINCIPALS, condition, where),
-            lambda items: Principal(or_ids=Principal.Set(ids=items)),
-            lambda inner: Principal(not_id=inner),
-        )
-    ]
-    return Principal(and_ids=Principal.Set(ids=ids or [Principal(any=True)]))
-
-
-def _permission(clause: Clause, where: str) -> Permission:
-    rules = [
-        term
-        for condition in clause
-        for term in _terms(
-            condition,
-            _builder(_PERMISSIONS, condition, where),
-            lambda items: Permission(or_rules=Permission.Set(rules=items)),
-            lambda inner: Permission(not_rule=inner),
-        )
-    ]
-    return Permission(and_rules=Permission.Set(rules=rules or [Permission(any=True)]))
-
-
 T = TypeVar("T")
 
 
-def _builder(
-    builders: Mapping[Attribute, Callable[[str, Condition], T]], condition: Condition, where: str
-) -> Callable[[str, Condition], T]:
-    build = builders.get(condition.attribute)
-    if build is None or condition.has_template:
-        raise TranslationError(f"{where}: {condition.attribute.value} is not enforced locally")
-    return build
+@dataclass(frozen=True)
+class _Side(Generic[T]):
+    """How one side of an RBAC policy is built: Principal or Permission, the same algebra."""
 
+    builders: Mapping[Attribute, Callable[[str, Condition], T]]
+    any_of: Callable[[list[T]], T]
+    all_of: Callable[[list[T]], T]
+    negate: Callable[[T], T]
+    anything: Callable[[], T]
 
-def _terms(
-    condition: Condition,
-    build: Callable[[str, Condition], T],
-    any_of: Callable[[list[T]], T],
-    negate: Callable[[T], T],
-) -> list[T]:
-    """[OR of the values] and [NOT of the OR of the not-values] (model.go rule.principal)."""
-    terms = []
-    if condition.values:
-        terms.append(any_of([build(value, condition) for value in condition.values]))
-    if condition.not_values:
-        terms.append(negate(any_of([build(value, condition) for value in condition.not_values])))
-    return terms
+    def clause(self, clause: Clause, where: str) -> T:
+        """model.go generatePrincipal/generatePermission: every condition ANDed, each one
+        [OR of its values] and [NOT of the OR of its not-values]; nothing at all: any."""
+        terms: list[T] = []
+        for condition in clause:
+            build = self.builders.get(condition.attribute)
+            if build is None or condition.has_template:
+                raise TranslationError(f"{where}: {condition.attribute.value} is not enforced locally")
+            if condition.values:
+                terms.append(self.any_of([build(value, condition) for value in condition.values]))
+            if condition.not_values:
+                terms.append(
+                    self.negate(self.any_of([build(value, condition) for value in condition.not_values]))
+                )
+        return self.all_of(terms or [self.anything()])
 
 
 def string_matcher(value: str, *, prefix: str = "", ignore_case: bool = False) -> string_pb2.StringMatcher:
@@ -177,16 +153,28 @@ def _cidr(value: str) -> address_pb2.CidrRange:
     )
 
 
-_PRINCIPALS: dict[Attribute, Callable[[str, Condition], Principal]] = {
-    Attribute.SOURCE_PRINCIPAL: lambda v, _: _authenticated(string_matcher(v, prefix=SPIFFE_PREFIX)),
-    Attribute.SOURCE_NAMESPACE: lambda v, _: _authenticated(_regex(namespace_regex(v))),
-    Attribute.SOURCE_IP: lambda v, _: Principal(direct_remote_ip=_cidr(v)),
-    Attribute.REMOTE_IP: lambda v, _: Principal(remote_ip=_cidr(v)),
-    Attribute.REQUEST_HEADER: lambda v, c: Principal(header=header_matcher(c.name, v)),
-}
-_PERMISSIONS: dict[Attribute, Callable[[str, Condition], Permission]] = {
-    Attribute.HOST: lambda v, _: Permission(header=header_matcher(":authority", v, ignore_case=True)),
-    Attribute.METHOD: lambda v, _: Permission(header=header_matcher(":method", v)),
-    Attribute.PATH: lambda v, _: Permission(url_path=path_pb2.PathMatcher(path=string_matcher(v))),
-    Attribute.DESTINATION_PORT: lambda v, _: Permission(destination_port=int(v)),
-}
+PRINCIPALS = _Side[Principal](
+    builders={
+        Attribute.SOURCE_PRINCIPAL: lambda v, _: _authenticated(string_matcher(v, prefix=SPIFFE_PREFIX)),
+        Attribute.SOURCE_NAMESPACE: lambda v, _: _authenticated(_regex(namespace_regex(v))),
+        Attribute.SOURCE_IP: lambda v, _: Principal(direct_remote_ip=_cidr(v)),
+        Attribute.REMOTE_IP: lambda v, _: Principal(remote_ip=_cidr(v)),
+        Attribute.REQUEST_HEADER: lambda v, c: Principal(header=header_matcher(c.name, v)),
+    },
+    any_of=lambda items: Principal(or_ids=Principal.Set(ids=items)),
+    all_of=lambda items: Principal(and_ids=Principal.Set(ids=items)),
+    negate=lambda inner: Principal(not_id=inner),
+    anything=lambda: Principal(any=True),
+)
+PERMISSIONS = _Side[Permission](
+    builders={
+        Attribute.HOST: lambda v, _: Permission(header=header_matcher(":authority", v, ignore_case=True)),
+        Attribute.METHOD: lambda v, _: Permission(header=header_matcher(":method", v)),
+        Attribute.PATH: lambda v, _: Permission(url_path=path_pb2.PathMatcher(path=string_matcher(v))),
+        Attribute.DESTINATION_PORT: lambda v, _: Permission(destination_port=int(v)),
+    },
+    any_of=lambda items: Permission(or_rules=Permission.Set(rules=items)),
+    all_of=lambda items: Permission(and_rules=Permission.Set(rules=items)),
+    negate=lambda inner: Permission(not_rule=inner),
+    anything=lambda: Permission(any=True),
+)
