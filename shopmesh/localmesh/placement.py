@@ -17,7 +17,7 @@ from typing import Any
 
 from shopmesh.localmesh.ca import spiffe_id
 from shopmesh.localmesh.translate import TranslationError
-from shopmesh.manifests.mesh import INGRESS_GATEWAY
+from shopmesh.manifests.mesh import CLUSTER_DOMAIN, INGRESS_GATEWAY
 from shopmesh.manifests.model import MeshObjects, Service, selects
 
 
@@ -48,7 +48,7 @@ class Instance:
     @property
     def node_id(self) -> str:
         """Istio's proxy id: `sidecar~<ip>~<pod>.<namespace>~<namespace>.svc.cluster.local`."""
-        return f"sidecar~{self.address}~{self.name}.{self.namespace}~{self.namespace}.svc.cluster.local"
+        return f"sidecar~{self.address}~{self.name}.{self.namespace}~{self.namespace}.svc.{CLUSTER_DOMAIN}"
 
 
 @dataclass(frozen=True)

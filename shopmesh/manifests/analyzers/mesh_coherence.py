@@ -11,7 +11,7 @@ from typing import Any
 from services.runtime.registry import declaration, declarations
 from shopmesh.manifests.authz import allows, grpc_paths, grpc_port
 from shopmesh.manifests.findings import Inventory, namespace_resource
-from shopmesh.manifests.mesh import INGRESS_GATEWAY, fqdn
+from shopmesh.manifests.mesh import CLUSTER_DOMAIN, INGRESS_GATEWAY, fqdn
 from shopmesh.manifests.model import MeshObjects, Resource, Workload, selects
 from shopmesh.manifests.policy import Request, authorization_policies
 from shopmesh.manifests.service_registry import ServiceRegistry
@@ -198,9 +198,9 @@ def _kubernetes_names(host: str) -> list[str]:
     `name.namespace.svc` (kubernetes.ParseHost)."""
     parts = host.split(".")
     if len(parts) == 2:
-        return [host, f"{host}.svc.cluster.local"]
+        return [host, f"{host}.svc.{CLUSTER_DOMAIN}"]
     if len(parts) == 3 and parts[2] == "svc":
-        return [host, f"{host}.cluster.local"]
+        return [host, f"{host}.{CLUSTER_DOMAIN}"]
     return [host]
 
 
