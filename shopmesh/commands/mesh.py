@@ -84,8 +84,8 @@ def run_xds(args: argparse.Namespace) -> int:
 
     from shopmesh.localmesh.placement import place
     from shopmesh.localmesh.settings import LOCAL_REPLICAS, MeshSettings
-    from shopmesh.localmesh.translate.objects import render
     from shopmesh.localmesh.translate.translator import describe, translate
+    from shopmesh.manifests.render import render
 
     settings = MeshSettings.for_project(args.root.resolve(), overlay=args.overlay)
     objects = render(settings.sources)

@@ -1,4 +1,4 @@
-"""`shopmesh methods`: every gRPC method of the three services, by workload.
+"""`shopmesh methods`: every gRPC method of the declared services, by workload.
 
 The paths printed are the ones AuthorizationPolicies and grpcurl name.
 """

@@ -19,13 +19,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from shopmesh.manifests.model import Inventory
+    from shopmesh.manifests.model import MeshObjects
+    from shopmesh.manifests.policy import PolicyError
     from shopmesh.manifests.render import RenderError, project_stack
     from shopmesh.manifests.topology import render_svg
 
     try:
-        svg = render_svg(Inventory.of(project_stack(args.path, args.stack).render()))
-    except (RenderError, LookupError) as error:
+        svg = render_svg(MeshObjects(project_stack(args.path, args.stack).render()))
+    except (RenderError, LookupError, PolicyError) as error:
         print(f"shopmesh topology: {error}", file=sys.stderr)
         return 2
     if args.output:

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-TRUST_DOMAIN = "cluster.local"
+from shopmesh.manifests.mesh import TRUST_DOMAIN
 
 #: File names inside an identity's directory: the ones the istio-agent writes for proxyless
 #: gRPC (`./etc/certs/{cert-chain,key,root-cert}.pem`), which the bootstrap points at.

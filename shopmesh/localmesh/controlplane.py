@@ -24,8 +24,9 @@ from shopmesh.localmesh.ads import AggregatedDiscoveryService
 from shopmesh.localmesh.ca import CertificateAuthority, IdentityIssuer, spiffe_id
 from shopmesh.localmesh.placement import Placement
 from shopmesh.localmesh.state import MeshState
-from shopmesh.localmesh.translate.objects import MeshObjects, name_of, namespace_of, render
 from shopmesh.localmesh.translate.translator import Snapshot, TranslationError, describe, translate
+from shopmesh.manifests.model import MeshObjects
+from shopmesh.manifests.render import RenderError, render
 
 log = logging.getLogger("shopmesh.localmesh.controlplane")
 
@@ -87,11 +88,9 @@ class SourceWatcher:
             try:
                 for source in changed:
                     self._rendered[source] = await loop.run_in_executor(None, render, [source])
-                objects = MeshObjects(
-                    [doc for source in self._sources for doc in self._rendered[source].documents]
-                )
+                objects = MeshObjects(r for source in self._sources for r in self._rendered[source])
                 snapshot = self._build(objects)
-            except (TranslationError, ValueError, KeyError) as error:
+            except (RenderError, TranslationError, ValueError, KeyError) as error:
                 log.error("sources changed but were not applied (last good config stays): %s", error)
                 continue
             self._publish(snapshot)
@@ -106,7 +105,7 @@ class SourceWatcher:
 def identities_of(objects: MeshObjects, placement: Placement) -> list[str]:
     """Every pod's identity plus every ServiceAccount in the objects (e.g. `operator`, whose
     certificate lets a person or a test call with that identity)."""
-    accounts = {spiffe_id(namespace_of(sa), name_of(sa)) for sa in objects.of_kind("ServiceAccount")}
+    accounts = {spiffe_id(sa.namespace, sa.name) for sa in objects.of_kind("ServiceAccount")}
     return sorted(accounts | set(placement.identities()))
 
 
@@ -115,7 +114,7 @@ async def serve(arguments: argparse.Namespace) -> None:
     placement = Placement.load(state.placement_file)
     sources = [Path(source) for source in arguments.source]
     rendered = {source: render([source]) for source in sources}
-    objects = MeshObjects([doc for source in sources for doc in rendered[source].documents])
+    objects = MeshObjects(r for source in sources for r in rendered[source])
     snapshot = translate(objects, placement)
 
     issuer = IdentityIssuer(

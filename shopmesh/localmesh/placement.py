@@ -16,19 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from shopmesh.localmesh.ca import spiffe_id
-from shopmesh.localmesh.translate.objects import (
-    MeshObjects,
-    Service,
-    TranslationError,
-    labels_match,
-    name_of,
-    namespace_of,
-)
-
-#: The ingress gateway's identity (Istio's default gateway ServiceAccount).
-INGRESS_NAMESPACE = "istio-system"
-INGRESS_SERVICE_ACCOUNT = "istio-ingressgateway-service-account"
-INGRESS_LABELS = {"istio": "ingressgateway", "app": "istio-ingressgateway"}
+from shopmesh.localmesh.translate import TranslationError
+from shopmesh.manifests.mesh import CLUSTER_DOMAIN, INGRESS_GATEWAY
+from shopmesh.manifests.model import MeshObjects, Service, selects
 
 
 @dataclass(frozen=True)
@@ -58,7 +48,7 @@ class Instance:
     @property
     def node_id(self) -> str:
         """Istio's proxy id: `sidecar~<ip>~<pod>.<namespace>~<namespace>.svc.cluster.local`."""
-        return f"sidecar~{self.address}~{self.name}.{self.namespace}~{self.namespace}.svc.cluster.local"
+        return f"sidecar~{self.address}~{self.name}.{self.namespace}~{self.namespace}.svc.{CLUSTER_DOMAIN}"
 
 
 @dataclass(frozen=True)
@@ -68,9 +58,9 @@ class Placement:
         default_factory=lambda: Instance(
             name="istio-ingressgateway-0",
             deployment="istio-ingressgateway",
-            namespace=INGRESS_NAMESPACE,
-            labels=INGRESS_LABELS,
-            service_account=INGRESS_SERVICE_ACCOUNT,
+            namespace=INGRESS_GATEWAY.namespace,
+            labels=dict(INGRESS_GATEWAY.labels),
+            service_account=INGRESS_GATEWAY.service_account,
             address="127.0.0.1",
             ports=(),
         )
@@ -81,7 +71,7 @@ class Placement:
         return [
             instance
             for instance in self.instances
-            if instance.namespace == service.namespace and labels_match(service.selector, instance.labels)
+            if instance.namespace == service.namespace and selects(service.selector, instance.labels)
         ]
 
     def identities(self) -> list[str]:
@@ -113,9 +103,9 @@ def place(objects: MeshObjects, *, subnet: int = 10, replicas: Mapping[str, int]
         raise ValueError(f"subnet must be 1..254, got {subnet}")
     overrides = dict(replicas or {})
     instances: list[Instance] = []
-    deployments = sorted(objects.of_kind("Deployment"), key=lambda obj: (namespace_of(obj), name_of(obj)))
+    deployments = sorted(objects.of_kind("Deployment"), key=lambda obj: (obj.namespace, obj.name))
     for index, deployment in enumerate(deployments, start=1):
-        name = name_of(deployment)
+        name = deployment.name
         template = deployment["spec"]["template"]
         pod_spec = template["spec"]
         count = overrides.get(name, int(deployment["spec"].get("replicas", 1)))
@@ -132,7 +122,7 @@ def place(objects: MeshObjects, *, subnet: int = 10, replicas: Mapping[str, int]
                 Instance(
                     name=f"{name}-{replica}",
                     deployment=name,
-                    namespace=namespace_of(deployment),
+                    namespace=deployment.namespace,
                     labels=dict(template.get("metadata", {}).get("labels") or {}),
                     service_account=str(pod_spec.get("serviceAccountName") or "default"),
                     address=f"127.{subnet}.{index}.{replica + 1}",

@@ -16,7 +16,8 @@ from pathlib import Path
 from services.runtime.registry import declaration
 from shopmesh.launch.service import ServiceProcess, sqlite_url
 from shopmesh.localmesh.placement import Instance
-from shopmesh.localmesh.translate.objects import MeshObjects, TranslationError
+from shopmesh.localmesh.translate import TranslationError
+from shopmesh.manifests.model import MeshObjects
 
 #: The Kubernetes metrics port; each pod has its own address, so they never collide.
 POD_METRICS_PORT = 9090

@@ -27,8 +27,9 @@ from shopmesh.localmesh.placement import Instance, Placement, place
 from shopmesh.localmesh.pods import Pod, app_process
 from shopmesh.localmesh.settings import MeshSettings
 from shopmesh.localmesh.state import MeshState
-from shopmesh.localmesh.translate.objects import MeshObjects, render
 from shopmesh.localmesh.translate.translator import gateway_listener_name
+from shopmesh.manifests.model import MeshObjects
+from shopmesh.manifests.render import render
 
 P = TypeVar("P", bound=ManagedProcess)
 

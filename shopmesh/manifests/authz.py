@@ -1,29 +1,32 @@
-"""Istio's evaluation of AuthorizationPolicies, and the matrix it yields.
+"""The authorization matrix: every caller x every gRPC method of every declared service, decided
+by the AuthorizationPolicies of a render exactly as Istio would (the model and its rules:
+shopmesh/manifests/policy.py). `shopmesh authz` prints it; docs/authz.md is its Markdown.
 
-The rules (https://istio.io/latest/docs/concepts/security/#authorization-policy and
-istio/istio pilot/pkg/security/authz/builder): for the workload a request reaches, DENY
-policies are evaluated first and any match denies; then, if any ALLOW policy applies to the
-workload, the request must match one of them, otherwise it is denied; a workload with no ALLOW
-policy allows. A policy applies when it is in the workload's namespace (or the root namespace)
-and its selector matches the pod's labels; no selector means every workload there. A policy
-with no rules matches nothing (so `spec: {}` denies everything as an ALLOW policy). A rule
-matches when any of its `from`, any of its `to` and all of its `when` match; within a source or
-operation every field present must match, a field matching when any of its values does and none
-of its `not` values does. Strings match exactly, as `prefix*`, `*suffix` or `*`. A request
-without a peer identity (plaintext) matches no `principals` and no `namespaces` value.
+Nothing here names a service. The rows are the declared services (services/*/declaration.py)
+and their methods; the callers are the identities the render gives a meaning to: the ingress
+gateway, each declared service's workloads, and every other identity a policy names, plus two
+probes that nobody should ever admit, a foreign workload and a plaintext client.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import functools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from services.runtime.registry import declaration, declarations
-from shopmesh.manifests.model import CLUSTER_DOMAIN, Inventory, Resource, Workload, selects
+from services.runtime.declaration import ServiceDeclaration
+from services.runtime.registry import declaration, declarations, start_order
+from shopmesh.manifests.mesh import INGRESS_GATEWAY, principal
+from shopmesh.manifests.model import MeshObjects, Workload, selects
+from shopmesh.manifests.policy import (
+    Attribute,
+    AuthorizationPolicy,
+    Pattern,
+    Request,
+    WorkloadPolicies,
+    authorization_policies,
+)
 
-ROOT_NAMESPACE = "istio-system"
-INGRESS_PRINCIPAL = "cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"
 #: Reflection as grpcurl 1.8.6 (v1alpha) and current clients (v1) speak it.
 REFLECTION_PATHS = (
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
@@ -32,6 +35,7 @@ REFLECTION_PATHS = (
 #: Health over the network: nobody needs it (the kubelet's probes go through the sidecar's
 #: agent on localhost), so the matrix shows it denied to everyone.
 HEALTH_PATH = "/grpc.health.v1.Health/Check"
+INGRESS = "ingress"
 
 
 @dataclass(frozen=True)
@@ -41,124 +45,90 @@ class Caller:
     name: str
     principal: str | None
 
-    @property
-    def namespace(self) -> str | None:
-        if self.principal is None:
-            return None
-        parts = self.principal.split("/")
-        return parts[2] if len(parts) >= 5 and parts[1] == "ns" else None
+
+#: The probes: an identity of the mesh that no policy names, and no identity at all.
+OTHER_WORKLOAD = Caller("other-workload", principal("default", "default"))
+NO_IDENTITY = Caller("no-identity", None)
 
 
-def shop_principal(service_account: str, namespace: str = "shop") -> str:
-    return f"{CLUSTER_DOMAIN}/ns/{namespace}/sa/{service_account}"
+def service_order() -> list[ServiceDeclaration]:
+    """The declared services by call depth (those nobody calls first), then by name."""
+    start_order()  # refuses services that call each other in a cycle
+    callers_of = {
+        name: [d.name for d in declarations().values() if name in d.calls] for name in declarations()
+    }
+
+    @functools.cache
+    def depth(name: str) -> int:
+        return 1 + max((depth(caller) for caller in callers_of[name]), default=-1)
+
+    return sorted(declarations().values(), key=lambda d: (depth(d.name), d.name))
 
 
-#: Every caller the design names, plus a foreign workload and a plaintext client.
-CALLERS: tuple[Caller, ...] = (
-    Caller("ingress", INGRESS_PRINCIPAL),
-    Caller("order", shop_principal("order")),
-    Caller("inventory", shop_principal("inventory")),
-    Caller("payment", shop_principal("payment")),
-    Caller("operator", shop_principal("operator")),
-    Caller("other-workload", shop_principal("default", "default")),
-    Caller("no-identity", None),
-)
+def _named_principals(policies: Iterable[AuthorizationPolicy]) -> list[str]:
+    """Every identity a policy names exactly, in the order they first appear."""
+    named = [
+        value
+        for policy in policies
+        for rule in policy.rules
+        for condition in rule.conditions
+        if condition.attribute is Attribute.SOURCE_PRINCIPAL
+        for value in (*condition.values, *condition.not_values)
+        if Pattern.of(value).kind == "exact"
+    ]
+    return list(dict.fromkeys(named))
 
 
-@dataclass(frozen=True)
-class Request:
-    caller: Caller
-    path: str | None  # None: a TCP connection (no HTTP attributes)
-    port: int
-    method: str = "POST"
-
-
-def string_matches(pattern: str, value: str) -> bool:
-    """Istio's string match: exact, `prefix*`, `*suffix`, or `*` (anything, even empty)."""
-    if pattern == "*":
-        return True
-    if pattern.endswith("*"):
-        return value.startswith(pattern[:-1])
-    if pattern.startswith("*"):
-        return value.endswith(pattern[1:])
-    return value == pattern
-
-
-def _field_matches(spec: Mapping[str, Any], field: str, value: str | None) -> bool | None:
-    """Whether `field` / `notField` admit the value; None when neither is present."""
-    values, not_values = spec.get(field), spec.get("not" + field[0].upper() + field[1:])
-    if values is None and not_values is None:
-        return None
-    if value is None:
-        # An absent attribute (no identity, no HTTP path) matches no value and no `not` value.
-        return values is None
-    return (values is None or any(string_matches(p, value) for p in values)) and not any(
-        string_matches(p, value) for p in not_values or []
+def _ingress_is_bound(objects: MeshObjects) -> bool:
+    return any(
+        selects(gateway.spec.get("selector") or {"": ""}, INGRESS_GATEWAY.labels)
+        for gateway in objects.of_kind("Gateway")
     )
 
 
-HTTP_ONLY_FIELDS = ("paths", "notPaths", "methods", "notMethods", "hosts", "notHosts")
-
-
-def _source_matches(source: Mapping[str, Any], caller: Caller) -> bool:
-    checks = (
-        _field_matches(source, "principals", caller.principal),
-        _field_matches(source, "namespaces", caller.namespace),
+def callers(objects: MeshObjects) -> list[Caller]:
+    """The matrix's columns: the ingress gateway (when a Gateway or a policy involves it),
+    the declared services by call depth, every other identity a policy names (by its
+    ServiceAccount's name, or whole when that is ambiguous), then the two probes."""
+    named = _named_principals(authorization_policies(objects))
+    found: list[Caller] = []
+    if _ingress_is_bound(objects) or INGRESS_GATEWAY.principal in named:
+        found.append(Caller(INGRESS, INGRESS_GATEWAY.principal))
+    for declared in service_order():
+        for identity in dict.fromkeys(w.principal for w in _workloads_of(objects, declared.name)):
+            found.append(Caller(declared.name, identity))
+    others = [p for p in named if p not in {c.principal for c in found}]
+    short = [p.rpartition("/")[2] for p in others]
+    clashing = {s for s in short if short.count(s) > 1} | {c.name for c in found}
+    found += sorted(
+        (Caller(s if s not in clashing else p, p) for s, p in zip(short, others, strict=True)),
+        key=lambda caller: caller.name,
     )
-    return all(check is not False for check in checks)
+    return [*found, OTHER_WORKLOAD, NO_IDENTITY]
 
 
-def _operation_matches(operation: Mapping[str, Any], request: Request, *, deny: bool) -> bool:
-    if request.path is None and any(f in operation for f in HTTP_ONLY_FIELDS):
-        # A TCP connection has no HTTP attributes: Istio drops such a rule from an ALLOW
-        # policy (it never matches) and keeps it matching in a DENY policy (fail closed).
-        return deny
-    checks = (
-        _field_matches(operation, "paths", request.path),
-        _field_matches(operation, "methods", request.method),
-        _field_matches(operation, "ports", str(request.port)),
-    )
-    return all(check is not False for check in checks)
-
-
-def _rule_matches(rule: Mapping[str, Any], request: Request, *, deny: bool) -> bool:
-    sources = rule.get("from")
-    operations = rule.get("to")
-    if sources is not None and not any(
-        _source_matches(s.get("source") or {}, request.caller) for s in sources
-    ):
-        return False
-    if operations is not None and not any(
-        _operation_matches(o.get("operation") or {}, request, deny=deny) for o in operations
-    ):
-        return False
-    # `when` conditions name request attributes this model does not have; a rule with any
-    # is treated as not matching an ALLOW and matching a DENY (the safe side of each).
-    return not rule.get("when") or deny
-
-
-def applies_to(policy: Resource, workload: Workload) -> bool:
-    if policy.namespace not in (workload.namespace, ROOT_NAMESPACE):
-        return False
-    return selects((policy.spec.get("selector") or {}).get("matchLabels"), workload.labels)
-
-
-def allowed(policies: Iterable[Resource], workload: Workload, request: Request) -> bool:
-    applicable = [p for p in policies if applies_to(p, workload)]
-
-    def matches(policy: Resource) -> bool:
-        deny = policy.spec.get("action") == "DENY"
-        return any(_rule_matches(rule, request, deny=deny) for rule in policy.spec.get("rules") or [])
-
-    if any(matches(p) for p in applicable if p.spec.get("action") == "DENY"):
-        return False
-    allow_policies = [p for p in applicable if p.spec.get("action", "ALLOW") == "ALLOW"]
-    return not allow_policies or any(matches(p) for p in allow_policies)
+def _workloads_of(objects: MeshObjects, service: str) -> list[Workload]:
+    return [w for w in objects.workloads if w.app == service]
 
 
 def grpc_paths(service: str) -> list[str]:
     """The paths one workload serves: its methods, reflection (v1, v1alpha) and health."""
     return [m.path for m in declaration(service).methods] + [*REFLECTION_PATHS, HEALTH_PATH]
+
+
+def grpc_port(objects: MeshObjects, service: str) -> int:
+    """The port of a service's Service that gRPC is routed over."""
+    for candidate in objects.services():
+        if candidate.name == service:
+            grpc = [p for p in candidate.ports if p.is_grpc]
+            if grpc:
+                return grpc[0].port
+    raise LookupError(f"no Service {service} with a gRPC port in the rendered manifests")
+
+
+def allows(policies: Sequence[AuthorizationPolicy], workload: Workload, request: Request) -> bool:
+    """Istio's decision for one request reaching one workload."""
+    return WorkloadPolicies.select(policies, workload.namespace, workload.labels).allows(request)
 
 
 @dataclass(frozen=True)
@@ -169,38 +139,33 @@ class Cell:
     allowed: bool
 
 
-def grpc_port(inventory: Inventory, service: str) -> int:
-    for resource in inventory.of_kind("Service"):
-        if resource.name == service:
-            return int((resource.spec.get("ports") or [{}])[0].get("port", 0))
-    raise LookupError(f"no Service {service} in the rendered manifests")
-
-
-def matrix(inventory: Inventory, callers: Sequence[Caller] = CALLERS) -> list[Cell]:
-    """Every caller x every path of every service, as Istio would decide it."""
-    policies = inventory.of_kind("AuthorizationPolicy")
+def matrix(objects: MeshObjects, columns: Sequence[Caller] | None = None) -> list[Cell]:
+    """Every caller x every path of every declared service, as Istio would decide it."""
+    policies = authorization_policies(objects)
+    columns = callers(objects) if columns is None else columns
     cells = []
     for service in declarations():
-        workloads = [w for w in inventory.workloads if w.app == service]
+        workloads = _workloads_of(objects, service)
         if not workloads:
             raise LookupError(f"no workload app={service} in the rendered manifests")
-        port = grpc_port(inventory, service)
+        port = grpc_port(objects, service)
+        selected = [WorkloadPolicies.select(policies, w.namespace, w.labels) for w in workloads]
         for path in grpc_paths(service):
-            for caller in callers:
-                request = Request(caller, path, port)
+            for caller in columns:
+                request = Request(caller.principal, port, path)
                 # Every version of a workload must agree, or the answer depends on routing.
-                decisions = {allowed(policies, w, request) for w in workloads}
+                decisions = {policies_of.allows(request) for policies_of in selected}
                 cells.append(Cell(caller.name, service, path, decisions == {True}))
     return cells
 
 
 def render_table(cells: Sequence[Cell], *, markdown: bool) -> str:
-    callers = list(dict.fromkeys(c.caller for c in cells))
+    columns = list(dict.fromkeys(c.caller for c in cells))
     rows = list(dict.fromkeys((c.service, c.path) for c in cells))
     decision = {(c.caller, c.service, c.path): c.allowed for c in cells}
-    header = ["service", "method", *callers]
+    header = ["service", "method", *columns]
     body = [
-        [service, path, *("allow" if decision[(caller, service, path)] else "deny" for caller in callers)]
+        [service, path, *("allow" if decision[(caller, service, path)] else "deny" for caller in columns)]
         for service, path in rows
     ]
     if markdown:

@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from shopmesh.manifests import analyzers, schema
+from shopmesh.manifests.findings import Finding, Inventory
 from shopmesh.manifests.messages import Level
-from shopmesh.manifests.model import Finding, Inventory
 from shopmesh.manifests.render import Stack
 
 

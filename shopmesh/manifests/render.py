@@ -1,4 +1,5 @@
-"""Rendering with the real kustomize (`kubectl kustomize`), and the stacks lint analyses.
+"""Rendering with the real kustomize (`kubectl kustomize`): the one place that runs it, for the
+lint, the authorization matrix, the topology and the local mesh alike.
 
 A stack is what is applied together: a k8s/ render and the istio/ render meant for it.
 `k8s/overlays/<name>` goes with `istio/overlays/<name>` when that exists, else with `istio/`.
@@ -10,12 +11,14 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from shopmesh.manifests.model import MeshObjects
 
 #: Seconds a single `kubectl kustomize` may take; it is local work, never network.
 KUSTOMIZE_TIMEOUT = 60
@@ -50,7 +53,35 @@ def kustomize(directory: Path) -> list[dict[str, Any]]:
     )
     if completed.returncode != 0:
         raise RenderError(f"kubectl kustomize {directory} failed: {completed.stderr.strip()}")
-    return [doc for doc in yaml.safe_load_all(completed.stdout) if doc]
+    return _documents(completed.stdout, f"kubectl kustomize {directory}")
+
+
+def _documents(text: str, source: str) -> list[dict[str, Any]]:
+    try:
+        return [doc for doc in yaml.safe_load_all(text) if doc]
+    except yaml.YAMLError as error:
+        raise RenderError(f"{source}: not YAML: {error}") from error
+
+
+def load(sources: Iterable[Path]) -> list[dict[str, Any]]:
+    """Every object of the sources, in order: a directory is a kustomization, rendered; a
+    file is plain YAML, read as it is."""
+    documents: list[dict[str, Any]] = []
+    for source in sources:
+        if source.is_dir():
+            documents.extend(kustomize(source))
+        else:
+            try:
+                text = source.read_text(encoding="utf-8")
+            except OSError as error:
+                raise RenderError(f"cannot read {source}: {error}") from error
+            documents.extend(_documents(text, str(source)))
+    return documents
+
+
+def render(sources: Sequence[Path]) -> MeshObjects:
+    """The sources' objects, indexed (what the local mesh translates)."""
+    return MeshObjects(load(sources))
 
 
 @dataclass(frozen=True)
@@ -61,7 +92,7 @@ class Stack:
     directories: tuple[Path, ...]
 
     def render(self) -> list[dict[str, Any]]:
-        return [doc for directory in self.directories for doc in kustomize(directory)]
+        return load(self.directories)
 
 
 def _overlays(directory: Path) -> dict[str, Path]:

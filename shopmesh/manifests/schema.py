@@ -19,7 +19,8 @@ from kubernetes_validate import utils as kubernetes_schemas  # type: ignore[impo
 from referencing import Registry
 from referencing import Resource as SchemaResource
 
-from shopmesh.manifests.model import Inventory, Resource
+from shopmesh.manifests.findings import Inventory
+from shopmesh.manifests.model import Resource
 
 #: The Kubernetes release whose schemas the manifests must satisfy (native sidecars and gRPC
 #: probes are GA there).

@@ -12,8 +12,8 @@ from envoy.service.discovery.v3 import discovery_pb2
 from shopmesh.localmesh.ads import _Stream
 from shopmesh.localmesh.placement import place
 from shopmesh.localmesh.translate import names
-from shopmesh.localmesh.translate.objects import MeshObjects
 from shopmesh.localmesh.translate.translator import Snapshot, translate
+from shopmesh.manifests.model import MeshObjects
 
 FIXTURE = Path(__file__).parent / "fixtures" / "mesh.yaml"
 PAYMENT_LISTENER = "payment.shop.svc.cluster.local:50053"

@@ -11,14 +11,13 @@ import pytest
 
 from localmesh.meshcalls import client_bootstrap, probe, target
 from shopmesh.localmesh.supervisor import LocalMesh
-from shopmesh.manifests.authz import CALLERS, Cell, matrix
-from shopmesh.manifests.model import Inventory
+from shopmesh.manifests.authz import Cell, callers, matrix
 
 
 @pytest.fixture(scope="module")
 def cells(mesh: LocalMesh) -> list[Cell]:
     assert mesh.objects is not None
-    computed = matrix(Inventory.of([dict(d) for d in mesh.objects.documents]))
+    computed = matrix(mesh.objects)
     assert {c.allowed for c in computed} == {True, False}  # a matrix with both answers
     return computed
 
@@ -28,7 +27,8 @@ def test_every_cell_of_the_matrix_holds_for_every_mesh_identity(mesh: LocalMesh,
     for cell in cells:
         by_caller[cell.caller].append(cell)
     checked = 0
-    for caller in CALLERS:
+    assert mesh.objects is not None
+    for caller in callers(mesh.objects):
         if caller.principal is None:
             continue  # plaintext: below
         namespace, account = caller.principal.split("/")[2], caller.principal.split("/")[4]

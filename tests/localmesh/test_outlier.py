@@ -22,7 +22,7 @@ from shopmesh.localmesh.sidecar import APP_RECONNECT_MAX_SECONDS
 from shopmesh.localmesh.supervisor import LocalMesh
 
 FAULTY = "payment-1"
-INTERVAL, BASE_EJECTION = 10.0, 30.0  # istio/base/destination-rules.yaml, payment
+INTERVAL, BASE_EJECTION = 10.0, 30.0  # istio/base/payment.yaml, its DestinationRule
 
 
 @pytest.fixture

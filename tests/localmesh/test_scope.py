@@ -1,4 +1,4 @@
-"""Sidecar egress scope: a pod sees only the services its Sidecar lists (istio/base/sidecars.yaml
+"""Sidecar egress scope: a pod sees only the services its Sidecar lists (istio/base/<service>.yaml
 lets order reach inventory and payment, and inventory reach only its database)."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import pytest
 
 from localmesh.meshcalls import probe, target
 from shopmesh.localmesh.supervisor import LocalMesh
-from shopmesh.localmesh.translate.objects import MeshObjects
 from shopmesh.localmesh.translate.scope import egress_scopes, scope_for
+from shopmesh.manifests.model import MeshObjects
 
 SIDECARS = """
 apiVersion: networking.istio.io/v1

@@ -28,7 +28,7 @@ from shopmesh.localmesh.bootstrap import write_bootstrap
 from shopmesh.localmesh.ca import IdentityFiles, spiffe_id
 from shopmesh.localmesh.placement import Instance, place
 from shopmesh.localmesh.state import MeshState
-from shopmesh.localmesh.translate.objects import MeshObjects
+from shopmesh.manifests.model import MeshObjects
 
 ECHO_PORT = 50061
 #: Short enough that certificates rotate during these tests (renewed at half life, re-read by

@@ -13,11 +13,16 @@ from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as rbac_filter
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
 from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
+from google.protobuf import json_format
 
 from shopmesh.localmesh.placement import place
-from shopmesh.localmesh.translate import names
-from shopmesh.localmesh.translate.objects import MeshObjects, TranslationError, render
+from shopmesh.localmesh.translate import TranslationError, names
+from shopmesh.localmesh.translate.rbac import MATCH_NEVER, rbac_filters
 from shopmesh.localmesh.translate.translator import Snapshot, translate
+from shopmesh.manifests.authz import Caller, matrix
+from shopmesh.manifests.model import MeshObjects
+from shopmesh.manifests.policy import AuthorizationPolicy, Request, WorkloadPolicies
+from shopmesh.manifests.render import render
 
 FIXTURE = Path(__file__).parent / "fixtures" / "mesh.yaml"
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,26 +149,26 @@ def test_strict_servers_require_client_certificates_and_apply_allow_policies(sna
     assert set(rules) == {"envoy.filters.http.rbac"}  # no DENY policy in the fixture
     allow = rules["envoy.filters.http.rbac"]
     assert allow.action == rbac_config.RBAC.ALLOW
-    # deny-all (spec: {}) contributes no rule; payment's and the namespace-wide health rule do
-    assert sorted(allow.policies) == ["shop-health-0", "shop-payment-0"]
-    principal = allow.policies["shop-payment-0"].principals[0]
-    assert principal.authenticated.principal_name.exact == "spiffe://cluster.local/ns/shop/sa/order"
+    # deny-all (spec: {}) is a policy that never matches (builder.go rbacPolicyMatchNever);
+    # payment's rule and the namespace-wide health rule are the ones that can
+    assert sorted(allow.policies) == ["shop-deny-all-0", "shop-health-0", "shop-payment-0"]
+    assert allow.policies["shop-deny-all-0"] == MATCH_NEVER
+    (principal,) = allow.policies["shop-payment-0"].principals
+    (principals,) = principal.and_ids.ids
+    (order,) = principals.or_ids.ids
+    assert order.authenticated.principal_name.exact == "spiffe://cluster.local/ns/shop/sa/order"
 
 
 def test_deny_all_alone_still_denies_everything(objects: MeshObjects) -> None:
     only_baseline = MeshObjects(
-        [
-            d
-            for d in objects.documents
-            if d["kind"] != "AuthorizationPolicy" or d["metadata"]["name"] == "deny-all"
-        ]
+        [d for d in objects if d["kind"] != "AuthorizationPolicy" or d["metadata"]["name"] == "deny-all"]
     )
     snapshot = translate(only_baseline, place(only_baseline))
     listener = snapshot.get(names.LISTENER, names.server_listener("127.10.1.1", 50052))
     assert isinstance(listener, listener_pb2.Listener)
     allow = _rbac(listener)["envoy.filters.http.rbac"]
     assert allow.action == rbac_config.RBAC.ALLOW
-    assert not allow.policies
+    assert dict(allow.policies) == {"shop-deny-all-0": MATCH_NEVER}
 
 
 def test_the_gateway_gets_the_routes_of_its_bound_virtual_services(snapshot: Snapshot) -> None:
@@ -184,7 +189,7 @@ def test_the_gateway_gets_the_routes_of_its_bound_virtual_services(snapshot: Sna
     ],
 )
 def test_what_cannot_be_enforced_is_refused_not_ignored(objects: MeshObjects, kind: str, patch: dict) -> None:
-    documents = [dict(d) for d in objects.documents]
+    documents = [dict(d) for d in objects]
     target = next(d for d in documents if d["kind"] == kind and d["metadata"]["name"] == "order")
     spec = dict(target["spec"])
     if kind == "VirtualService":
@@ -216,47 +221,125 @@ def test_the_projects_canary_stack_translates_and_every_pod_enforces_mtls_and_rb
             assert "envoy.filters.http.rbac" in _rbac(listener), instance.name
 
 
+def _policy(spec: dict, namespace: str = "shop", name: str = "p") -> AuthorizationPolicy:
+    return AuthorizationPolicy.of(
+        MeshObjects(
+            [
+                {
+                    "kind": "AuthorizationPolicy",
+                    "metadata": {"name": name, "namespace": namespace},
+                    "spec": spec,
+                }
+            ]
+        ).resources[0]
+    )
+
+
+def _allow_rules(*policies: AuthorizationPolicy) -> rbac_config.RBAC:
+    filters = dict(rbac_filters(WorkloadPolicies.select(policies, "shop", {"app": "w"})))
+    return filters["envoy.filters.http.rbac"].rules
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
         ("cluster.local/ns/shop/sa/order", {"exact": "spiffe://cluster.local/ns/shop/sa/order"}),
         ("cluster.local/ns/shop/*", {"prefix": "spiffe://cluster.local/ns/shop/"}),
-        ("*/sa/order", {"suffix": "/sa/order"}),
+        # StringMatcherWithPrefix: a suffix behind the spiffe:// prefix becomes a regex
+        ("*/sa/order", {"safe_regex": {"regex": "spiffe://.*/sa/order"}}),
         ("*", {"safe_regex": {"regex": ".+"}}),
     ],
 )
 def test_principals_follow_istios_string_matching(value: str, expected: dict) -> None:
-    from google.protobuf import json_format
+    rules = _allow_rules(_policy({"rules": [{"from": [{"source": {"principals": [value]}}]}]}))
+    (principal,) = rules.policies["shop-p-0"].principals
+    (any_of,) = principal.and_ids.ids
+    (matcher,) = any_of.or_ids.ids
+    got = json_format.MessageToDict(matcher.authenticated.principal_name, preserving_proto_field_name=True)
+    assert got == expected
 
-    from shopmesh.localmesh.translate.rbac import _istio_principal
 
-    matcher = _istio_principal(value).authenticated.principal_name
-    assert json_format.MessageToDict(matcher, preserving_proto_field_name=True) == expected
-
-
-def test_sources_and_operations_combine_as_istio_says() -> None:
-    from shopmesh.localmesh.translate.rbac import _policy
-
-    policy = _policy(
-        {
-            "from": [
-                {"source": {"principals": ["cluster.local/ns/shop/sa/order"]}},
-                {"source": {"namespaces": ["ops"], "notPrincipals": ["cluster.local/ns/ops/sa/intern"]}},
-            ],
-            "to": [{"operation": {"paths": ["/a/*"], "methods": ["POST"]}}],
-            "when": [{"key": "request.headers[x-tenant]", "values": ["acme"]}],
-        },
-        "test",
+def test_sources_operations_and_conditions_combine_as_istios_model() -> None:
+    rules = _allow_rules(
+        _policy(
+            {
+                "rules": [
+                    {
+                        "from": [
+                            {"source": {"principals": ["cluster.local/ns/shop/sa/order"]}},
+                            {
+                                "source": {
+                                    "namespaces": ["ops"],
+                                    "notPrincipals": ["cluster.local/ns/ops/sa/intern"],
+                                }
+                            },
+                        ],
+                        "to": [{"operation": {"paths": ["/a/*"], "methods": ["POST"]}}],
+                        "when": [{"key": "request.headers[x-tenant]", "values": ["acme"]}],
+                    }
+                ]
+            }
+        )
     )
-    (principal,) = policy.principals
-    first, second = principal.or_ids.ids  # `from` entries are ORed
-    assert first.authenticated.principal_name.exact == "spiffe://cluster.local/ns/shop/sa/order"
-    not_intern, namespace = second.and_ids.ids  # fields of one source are ANDed
-    assert namespace.authenticated.principal_name.safe_regex.regex == ".*/ns/ops/.*"
-    assert not_intern.not_id.authenticated.principal_name.exact == "spiffe://cluster.local/ns/ops/sa/intern"
+    policy = rules.policies["shop-p-0"]
+    first, second = policy.principals  # `from` entries: one principal each, ORed by Envoy
+    principal, tenant = first.and_ids.ids  # a request header is a principal's condition (model.go)
+    assert (
+        principal.or_ids.ids[0].authenticated.principal_name.exact
+        == "spiffe://cluster.local/ns/shop/sa/order"
+    )
+    assert (tenant.or_ids.ids[0].header.name, tenant.or_ids.ids[0].header.string_match.exact) == (
+        "x-tenant",
+        "acme",
+    )
+    not_intern, namespace, _tenant = second.and_ids.ids  # principals come before namespaces
+    assert not_intern.not_id.or_ids.ids[0].authenticated.principal_name.exact == (
+        "spiffe://cluster.local/ns/ops/sa/intern"
+    )
+    assert namespace.or_ids.ids[0].authenticated.principal_name.safe_regex.regex == ".*/ns/ops/.*"
     (permission,) = policy.permissions
-    operation, tenant = permission.and_rules.rules  # `when` is ANDed onto the permission
-    path, method = operation.and_rules.rules
-    assert path.url_path.path.prefix == "/a/"
-    assert (method.header.name, method.header.string_match.exact) == (":method", "POST")
-    assert (tenant.header.name, tenant.header.string_match.exact) == ("x-tenant", "acme")
+    method, path = permission.and_rules.rules  # hosts, methods, paths, ports: Istio's order
+    assert (method.or_rules.rules[0].header.name, method.or_rules.rules[0].header.string_match.exact) == (
+        ":method",
+        "POST",
+    )
+    assert path.or_rules.rules[0].url_path.path.prefix == "/a/"
+
+
+def test_what_a_proxyless_server_cannot_check_is_refused() -> None:
+    jwt = _policy({"rules": [{"from": [{"source": {"requestPrincipals": ["issuer/subject"]}}]}]})
+    with pytest.raises(TranslationError, match=r"shop/p rule 0: request\.auth\.principal"):
+        _allow_rules(jwt)
+
+
+def test_translator_and_matrix_agree_on_a_root_namespace_policy_with_a_selector(objects: MeshObjects) -> None:
+    """The case the two used to disagree on: Istio attaches a root-namespace policy with a
+    selector to matching pods of every namespace (policyattachment.go)."""
+    root = {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "AuthorizationPolicy",
+        "metadata": {"name": "no-refunds", "namespace": "istio-system"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "payment"}},
+            "action": "DENY",
+            "rules": [{"to": [{"operation": {"paths": ["/shop.payment.v1.PaymentService/Refund"]}}]}],
+        },
+    }
+    with_root = MeshObjects([*objects, root])
+    snapshot = translate(with_root, place(with_root, subnet=10))
+    listener = snapshot.get(names.LISTENER, names.server_listener("127.10.4.1", 50053))
+    assert isinstance(listener, listener_pb2.Listener)
+    deny = _rbac(listener)["envoy.filters.http.rbac.DENY"]
+    assert list(deny.policies) == ["istio-system-no-refunds-0"]
+    order = Caller("order", "cluster.local/ns/shop/sa/order")
+    cells = {
+        c.path.rpartition("/")[2]: c.allowed for c in matrix(with_root, [order]) if c.service == "payment"
+    }
+    assert cells["Refund"] is False
+    assert cells["Charge"] is True
+    payment = WorkloadPolicies.select(
+        [AuthorizationPolicy.of(r) for r in with_root.of_kind("AuthorizationPolicy")],
+        "shop",
+        {"app": "payment"},
+    )
+    assert not payment.allows(Request(order.principal, 50053, "/shop.payment.v1.PaymentService/Refund"))

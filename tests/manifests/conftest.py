@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shopmesh.manifests.model import Inventory
+from shopmesh.manifests.findings import Inventory
 from shopmesh.manifests.render import project_stack
 
 REPOSITORY = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shopmesh.manifests.analyzers import authorization, istio_routing, workloads
-from shopmesh.manifests.model import Inventory
+from shopmesh.manifests.findings import Inventory
 
 
 def _findings(docs: list[dict[str, Any]], analyzer: Callable[[Inventory], None]) -> list[str]:
@@ -51,3 +51,20 @@ def test_kia1301_workload_without_any_policy(default_docs: list[dict[str, Any]])
         "KIA1301 warning Deployment/elsewhere/payment: "
         "This workload is not covered by any authorization policy"
     ]
+
+
+def test_kia1301_a_root_namespace_policy_covers_workloads_of_every_namespace(
+    default_docs: list[dict[str, Any]],
+) -> None:
+    """Kiali's hasCoveringAuthPolicy counts the root namespace's policies, selector-less ones
+    for every workload."""
+    docs = copy.deepcopy(default_docs)
+    stray = copy.deepcopy(_named(docs, "Deployment", "payment"))
+    stray["metadata"]["namespace"] = "elsewhere"
+    mesh_wide = {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "AuthorizationPolicy",
+        "metadata": {"name": "mesh-deny-all", "namespace": "istio-system"},
+        "spec": {},
+    }
+    assert _findings([*docs, stray, mesh_wide], workloads.workloads_covered) == []

@@ -1,15 +1,14 @@
 """The authorization matrix Istio computes from istio/ equals the intended one, written out
-here by hand from the design, every caller x every method; and the evaluation follows
-Istio's rules on small policies of its own."""
+here by hand from the design, every caller x every method. (The evaluation rules themselves:
+test_manifest_policy.py.)"""
 
 from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
-from shopmesh.manifests.authz import CALLERS, Caller, Request, allowed, matrix, string_matches
-from shopmesh.manifests.model import Inventory, Workload
+from services.runtime.registry import declarations
+from shopmesh.manifests.authz import callers, grpc_paths, matrix, service_order
+from shopmesh.manifests.findings import Inventory
 
 CALLER_NAMES = ("ingress", "order", "inventory", "payment", "operator", "other-workload", "no-identity")
 R1 = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
@@ -60,8 +59,25 @@ def test_matrix_equals_the_intended_one(default_inventory: Inventory) -> None:
     assert computed == intended
 
 
-def test_callers_are_the_designed_identities() -> None:
-    assert tuple(c.name for c in CALLERS) == CALLER_NAMES
+def test_the_intended_matrix_decides_every_path_of_every_declared_service() -> None:
+    # A method or service added to the contracts must be given its intended callers here.
+    served = {(service, path) for service in declarations() for path in grpc_paths(service)}
+    assert set(INTENDED) == served
+
+
+def test_callers_are_the_identities_the_manifests_name(default_inventory: Inventory) -> None:
+    assert tuple(c.name for c in callers(default_inventory)) == CALLER_NAMES
+    by_name = {c.name: c.principal for c in callers(default_inventory)}
+    assert by_name["ingress"] == "cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"
+    assert by_name["operator"] == "cluster.local/ns/shop/sa/operator"
+    assert by_name["no-identity"] is None
+
+
+def test_services_are_ordered_by_call_depth() -> None:
+    order = [d.name for d in service_order()]
+    for declared in declarations().values():
+        for callee in declared.calls:
+            assert order.index(declared.name) < order.index(callee)
 
 
 def test_markdown_in_docs_is_current(repository: Any, default_inventory: Inventory, capsys: Any) -> None:
@@ -69,80 +85,3 @@ def test_markdown_in_docs_is_current(repository: Any, default_inventory: Invento
 
     assert main(["authz", str(repository), "--markdown"]) == 0
     assert (repository / "docs" / "authz.md").read_text(encoding="utf-8") == capsys.readouterr().out
-
-
-@pytest.mark.parametrize(
-    ("pattern", "value", "expected"),
-    [
-        ("/a/B", "/a/B", True),
-        ("/a/B", "/a/Bc", False),
-        ("/a/*", "/a/B", True),
-        ("/a/*", "/b/B", False),
-        ("*/B", "/a/B", True),
-        ("*/B", "/a/C", False),
-        ("*", "", True),
-    ],
-)
-def test_istio_string_matching(pattern: str, value: str, expected: bool) -> None:
-    assert string_matches(pattern, value) is expected
-
-
-def _policy(name: str, spec: dict[str, Any], namespace: str = "shop") -> dict[str, Any]:
-    return {
-        "apiVersion": "security.istio.io/v1",
-        "kind": "AuthorizationPolicy",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
-
-
-WORKLOAD = Workload(
-    Inventory.of(
-        [
-            {
-                "kind": "Deployment",
-                "metadata": {"name": "w", "namespace": "shop"},
-                "spec": {"template": {"metadata": {"labels": {"app": "w"}}}},
-            }
-        ]
-    ).resources[0]
-)
-ALICE = Caller("alice", "cluster.local/ns/shop/sa/alice")
-PLAIN = Caller("plain", None)
-ALLOW_ALICE = {
-    "selector": {"matchLabels": {"app": "w"}},
-    "rules": [{"from": [{"source": {"principals": ["*/sa/alice"]}}]}],
-}
-
-
-def _allowed(policies: list[dict[str, Any]], caller: Caller, path: str = "/p.S/M") -> bool:
-    return allowed(Inventory.of(policies).resources, WORKLOAD, Request(caller, path, 1))
-
-
-def test_no_policy_allows_everything() -> None:
-    assert _allowed([], PLAIN)
-
-
-def test_any_allow_policy_denies_what_it_does_not_allow() -> None:
-    policies = [_policy("a", ALLOW_ALICE)]
-    assert _allowed(policies, ALICE)
-    assert not _allowed(policies, Caller("bob", "cluster.local/ns/shop/sa/bob"))
-    assert not _allowed(policies, PLAIN)
-
-
-def test_deny_is_evaluated_before_allow() -> None:
-    deny = {"action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/p.S/*"]}}]}]}
-    assert not _allowed([_policy("a", ALLOW_ALICE), _policy("d", deny)], ALICE)
-    assert _allowed([_policy("a", ALLOW_ALICE), _policy("d", deny)], ALICE, "/q.S/M")
-
-
-def test_empty_spec_allows_nothing_and_not_principals_match_plaintext() -> None:
-    assert not _allowed([_policy("deny-all", {})], ALICE)
-    not_alice = {"rules": [{"from": [{"source": {"notPrincipals": ["*/sa/alice"]}}]}]}
-    assert _allowed([_policy("n", not_alice)], PLAIN)
-    assert not _allowed([_policy("n", not_alice)], ALICE)
-
-
-def test_policies_of_other_namespaces_do_not_apply_but_the_root_namespace_does() -> None:
-    assert _allowed([_policy("deny-all", {}, namespace="elsewhere")], ALICE)
-    assert not _allowed([_policy("deny-all", {}, namespace="istio-system")], ALICE)

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from shopmesh.cli import main
+from shopmesh.manifests.findings import Inventory
 from shopmesh.manifests.linter import lint_inventory
 from shopmesh.manifests.messages import CATALOG
-from shopmesh.manifests.model import Inventory
 from shopmesh.manifests.render import Stack
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -44,6 +44,12 @@ def test_corpus_case_yields_its_code(case: str, corpus_renders: dict[str, list[d
     findings = lint_inventory(Inventory.of(corpus_renders[case]))
     assert findings, f"{case}: no finding"
     assert {finding.code for finding in findings} == {expected}, "\n".join(map(str, findings))
+    # A case whose look-alikes must stay silent lists its exact findings: what is reported
+    # and, by omission, what is not.
+    exact = CORPUS / case / "findings.txt"
+    if exact.is_file():
+        lines = [line for line in exact.read_text(encoding="utf-8").splitlines() if line and line[0] != "#"]
+        assert [str(finding) for finding in findings] == lines
 
 
 @pytest.mark.slow  # kubectl kustomize

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from services.runtime.registry import declarations
 from shopmesh.manifests import render
 from shopmesh.manifests.render import RenderError, kustomize
 
@@ -46,16 +47,24 @@ def _kinds(directory: str) -> Counter[str]:
 
 @pytest.mark.slow  # kubectl kustomize
 def test_default_deployment_has_every_required_object() -> None:
+    docs = rendered("k8s")
     kinds = _kinds("k8s")
+    services = set(declarations())
     assert kinds["Namespace"] == 1
-    assert kinds["ServiceAccount"] == 5  # order, inventory, payment, postgres, operator
-    assert kinds["Deployment"] == 3
-    assert kinds["StatefulSet"] == 1
-    assert kinds["Service"] == 4
-    assert kinds["PodDisruptionBudget"] == 3
-    assert kinds["HorizontalPodAutoscaler"] == 3
-    assert kinds["NetworkPolicy"] >= 4
+    assert kinds["StatefulSet"] == 1  # postgres
     assert kinds["Secret"] == 0, "no credentials are committed"
+    # Every declared service has its workload, and only they have Deployments.
+    for kind in ("Deployment", "PodDisruptionBudget", "HorizontalPodAutoscaler"):
+        assert {d["metadata"]["name"] for d in docs if d["kind"] == kind} == services, kind
+    # Plus postgres' and the operator's.
+    assert {d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount"} == services | {
+        "postgres",
+        "operator",
+    }
+    assert {d["metadata"]["name"] for d in docs if d["kind"] == "Service"} == services | {"postgres"}
+    policies = {d["metadata"]["name"] for d in docs if d["kind"] == "NetworkPolicy"}
+    assert "default-deny" in policies
+    assert services <= policies, "each service has its own NetworkPolicy"
 
 
 @pytest.mark.slow  # kubectl kustomize

@@ -13,7 +13,8 @@ import pytest
 from cloudcoil.models.istio.networking import v1 as networking
 
 from shopmesh.manifests import schema
-from shopmesh.manifests.model import Inventory, Resource
+from shopmesh.manifests.findings import Inventory
+from shopmesh.manifests.model import Resource
 
 
 def _first(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:

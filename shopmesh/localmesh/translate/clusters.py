@@ -11,9 +11,10 @@ from envoy.config.core.v3 import config_source_pb2
 from google.protobuf import wrappers_pb2
 
 from shopmesh.localmesh.translate import names
-from shopmesh.localmesh.translate.objects import MeshObjects, Object, Service, fqdn, name_of, namespace_of
 from shopmesh.localmesh.translate.routes import parse_duration
 from shopmesh.localmesh.translate.tls import client_tls_mode, upstream_transport_socket
+from shopmesh.manifests.mesh import fqdn
+from shopmesh.manifests.model import MeshObjects, Resource, Service
 
 #: Envoy's defaults for what Istio leaves unset in `outlierDetection`.
 DEFAULT_INTERVAL = "10s"
@@ -24,15 +25,15 @@ DEFAULT_CONSECUTIVE_ERRORS = 5
 FAILURE_PERCENTAGE_THRESHOLD = 50
 
 
-def destination_rule_for(objects: MeshObjects, hostname: str) -> Object | None:
+def destination_rule_for(objects: MeshObjects, hostname: str) -> Resource | None:
     """The DestinationRule for a host: the oldest by name among those naming it (Istio merges
     several per host only in its root namespace; one per host is what our manifests hold)."""
     rules = [
         rule
         for rule in objects.of_kind("DestinationRule")
-        if fqdn(str((rule.get("spec") or {}).get("host", "")), namespace_of(rule)) == hostname
+        if fqdn(str(rule.spec.get("host", "")), rule.namespace) == hostname
     ]
-    return sorted(rules, key=lambda rule: (namespace_of(rule), name_of(rule)))[0] if rules else None
+    return sorted(rules, key=lambda rule: (rule.namespace, rule.name))[0] if rules else None
 
 
 def merge_traffic_policy(
@@ -135,8 +136,8 @@ def clusters_for(
 ) -> list[tuple[cluster_pb2.Cluster, Mapping[str, str]]]:
     """(cluster, subset labels) for every port of a service and every DestinationRule subset."""
     rule = destination_rule_for(objects, service.hostname)
-    spec = (rule or {}).get("spec") or {}
-    where = f"DestinationRule {namespace_of(rule)}/{name_of(rule)}" if rule else service.hostname
+    spec = rule.spec if rule is not None else {}
+    where = f"DestinationRule {rule.namespace}/{rule.name}" if rule is not None else service.hostname
     out: list[tuple[cluster_pb2.Cluster, Mapping[str, str]]] = []
     for port in (p for p in service.ports if p.is_grpc):
         top = merge_traffic_policy(spec.get("trafficPolicy"), None, port.port)

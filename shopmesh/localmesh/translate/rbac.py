@@ -1,15 +1,14 @@
-"""AuthorizationPolicy → the RBAC HTTP filters of a workload's inbound listener.
+"""The AuthorizationPolicy model (shopmesh/manifests/policy.py, the one the authorization matrix
+evaluates) → the RBAC HTTP filters of a workload's inbound listener.
 
-Follows istiod (pilot/pkg/security/authz/builder and model, grpcgen/lds.go buildRBAC): the
-policies selecting a workload become two filters, DENY first then ALLOW, each policy rule an
-RBAC policy named `<namespace>-<name>-<rule index>`; a rule's `from` entries are ORed
-principals, its `to` entries ORed permissions, every field inside one entry ANDed, and `when`
-conditions ANDed onto the side they constrain.
-
-One deliberate difference from grpcgen: an ALLOW policy with no rules (the `spec: {}` deny-all
-baseline) yields an ALLOW filter with no policies, which denies everything. That is what Istio
-documents and what its Envoy builder generates; grpcgen skips empty filters, which would let a
-proxyless server accept every call under a deny-all baseline.
+As istiod: grpcgen/lds.go buildRBAC over pilot/pkg/security/authz/model Generate and builder.go.
+The policies that apply to a workload become a DENY filter then an ALLOW filter; each policy rule
+an RBAC policy named `<namespace>-<name>-<rule index>` whose principals are the rule's
+principals and whose permissions its permissions; each of those an AND of its conditions, each
+condition an OR of its values and a NOT of the OR of its not-values. A policy without rules
+becomes one policy that never matches (builder.go rbacPolicyMatchNever), so `spec: {}` denies
+everything. AUDIT policies only log and dry-run ones are only shadowed: neither changes a
+decision, so neither is sent. What gRPC cannot enforce here is refused, naming the policy.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Generic, TypeAlias, TypeVar
 
 from envoy.config.core.v3 import address_pb2
 from envoy.config.rbac.v3 import rbac_pb2 as rbac_config
@@ -27,248 +26,155 @@ from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as rbac_filter
 from envoy.type.matcher.v3 import path_pb2, regex_pb2, string_pb2
 from google.protobuf import wrappers_pb2
 
-from shopmesh.localmesh.translate.matching import istio_string
-from shopmesh.localmesh.translate.objects import (
-    ROOT_NAMESPACE,
-    MeshObjects,
-    Object,
-    TranslationError,
-    labels_match,
-    name_of,
-    namespace_of,
+from shopmesh.localmesh.translate import TranslationError
+from shopmesh.localmesh.translate.names import RBAC_DENY_FILTER, RBAC_FILTER
+from shopmesh.manifests.mesh import SPIFFE_PREFIX
+from shopmesh.manifests.policy import (
+    Attribute,
+    AuthorizationPolicy,
+    Clause,
+    Condition,
+    Pattern,
+    WorkloadPolicies,
+    namespace_regex,
 )
 
-SPIFFE_PREFIX = "spiffe://"
 Principal: TypeAlias = rbac_config.Principal
 Permission: TypeAlias = rbac_config.Permission
 
-
-@dataclass(frozen=True)
-class WorkloadPolicies:
-    deny: list[Object]
-    allow: list[Object]
-
-
-def policies_for(objects: MeshObjects, namespace: str, labels: Mapping[str, str]) -> WorkloadPolicies:
-    """The AuthorizationPolicies that select a workload (PushContext.AuthzPolicies semantics).
-
-    Root-namespace policies without a selector apply mesh-wide; others apply in their own
-    namespace, to every workload or to those their `selector.matchLabels` picks.
-    """
-    deny: list[Object] = []
-    allow: list[Object] = []
-    for policy in objects.of_kind("AuthorizationPolicy"):
-        policy_namespace = namespace_of(policy)
-        spec = policy.get("spec") or {}
-        if "targetRef" in spec or "targetRefs" in spec:
-            raise TranslationError(f"AuthorizationPolicy {name_of(policy)}: targetRef is for waypoints")
-        selector = (spec.get("selector") or {}).get("matchLabels") or {}
-        if policy_namespace == ROOT_NAMESPACE and not selector:
-            applies = True
-        else:
-            applies = policy_namespace == namespace and labels_match(selector, labels)
-        if not applies:
-            continue
-        action = spec.get("action", "ALLOW")
-        if action == "ALLOW":
-            allow.append(policy)
-        elif action == "DENY":
-            deny.append(policy)
-        elif action == "AUDIT":
-            continue  # audit only logs in Istio; nothing to enforce
-        else:
-            raise TranslationError(
-                f"AuthorizationPolicy {name_of(policy)}: action {action} needs an external authorizer"
-            )
-    return WorkloadPolicies(deny=deny, allow=allow)
+#: builder.go rbacPolicyMatchNever.
+MATCH_NEVER = rbac_config.Policy(
+    permissions=[Permission(not_rule=Permission(any=True))],
+    principals=[Principal(not_id=Principal(any=True))],
+)
 
 
 def rbac_filters(policies: WorkloadPolicies) -> list[tuple[str, rbac_filter.RBAC]]:
-    """(filter name, config) for the DENY then ALLOW filter; none when no policy applies."""
+    """(filter name, config): the DENY filter then the ALLOW filter, each only when a policy
+    of its action applies (a workload without policies gets none, and allows all)."""
+    if policies.custom:
+        names = ", ".join(p.ref for p in policies.custom)
+        raise TranslationError(f"AuthorizationPolicy {names}: action CUSTOM needs an external authorizer")
     filters: list[tuple[str, rbac_filter.RBAC]] = []
-    if policies.deny:
-        filters.append(("envoy.filters.http.rbac.DENY", _rbac(rbac_config.RBAC.DENY, policies.deny)))
-    if policies.allow:
-        filters.append(("envoy.filters.http.rbac", _rbac(rbac_config.RBAC.ALLOW, policies.allow)))
+    for name, action, chosen in (
+        (RBAC_DENY_FILTER, rbac_config.RBAC.DENY, policies.deny),
+        (RBAC_FILTER, rbac_config.RBAC.ALLOW, policies.allow),
+    ):
+        enforced = [p for p in chosen if not p.dry_run]
+        if enforced:
+            filters.append((name, rbac_filter.RBAC(rules=_rbac(action, enforced))))
     return filters
 
 
-def _rbac(action: int, policies: Sequence[Object]) -> rbac_filter.RBAC:
+def _rbac(action: int, policies: Sequence[AuthorizationPolicy]) -> rbac_config.RBAC:
     rules = rbac_config.RBAC(action=action)
     for policy in policies:
-        for index, rule in enumerate((policy.get("spec") or {}).get("rules") or []):
-            where = f"AuthorizationPolicy {namespace_of(policy)}/{name_of(policy)} rule {index}"
-            rules.policies[f"{namespace_of(policy)}-{name_of(policy)}-{index}"].CopyFrom(
-                _policy(rule or {}, where)
+        prefix = f"{policy.namespace}-{policy.name}"
+        if not policy.rules:
+            rules.policies[f"{prefix}-0"].CopyFrom(MATCH_NEVER)
+        for index, rule in enumerate(policy.rules):
+            where = f"AuthorizationPolicy {policy.ref} rule {index}"
+            rules.policies[f"{prefix}-{index}"].CopyFrom(
+                rbac_config.Policy(
+                    principals=[PRINCIPALS.clause(clause, where) for clause in rule.principals],
+                    permissions=[PERMISSIONS.clause(clause, where) for clause in rule.permissions],
+                )
             )
-    return rbac_filter.RBAC(rules=rules)
+    return rules
 
 
-def _policy(rule: Mapping[str, Any], where: str) -> rbac_config.Policy:
-    source_conditions: list[Principal] = []
-    destination_conditions: list[Permission] = []
-    for condition in rule.get("when") or []:
-        principal, permission = _condition(condition, where)
-        if principal is not None:
-            source_conditions.append(principal)
-        if permission is not None:
-            destination_conditions.append(permission)
-
-    sources = [_source(entry.get("source") or {}, where) for entry in rule.get("from") or []]
-    operations = [_operation(entry.get("operation") or {}, where) for entry in rule.get("to") or []]
-
-    principal_any = Principal(any=True)
-    permission_any = Permission(any=True)
-    principal = _or_principals(sources) if sources else principal_any
-    permission = _or_permissions(operations) if operations else permission_any
-    if source_conditions:
-        principal = Principal(and_ids=Principal.Set(ids=[principal, *source_conditions]))
-    if destination_conditions:
-        permission = Permission(and_rules=Permission.Set(rules=[permission, *destination_conditions]))
-    return rbac_config.Policy(principals=[principal], permissions=[permission])
+T = TypeVar("T")
 
 
-def _or_principals(items: Sequence[Principal]) -> Principal:
-    return items[0] if len(items) == 1 else Principal(or_ids=Principal.Set(ids=list(items)))
+@dataclass(frozen=True)
+class _Side(Generic[T]):
+    """How one side of an RBAC policy is built: Principal or Permission, the same algebra."""
+
+    builders: Mapping[Attribute, Callable[[str, Condition], T]]
+    any_of: Callable[[list[T]], T]
+    all_of: Callable[[list[T]], T]
+    negate: Callable[[T], T]
+    anything: Callable[[], T]
+
+    def clause(self, clause: Clause, where: str) -> T:
+        """model.go generatePrincipal/generatePermission: every condition ANDed, each one
+        [OR of its values] and [NOT of the OR of its not-values]; nothing at all: any."""
+        terms: list[T] = []
+        for condition in clause:
+            build = self.builders.get(condition.attribute)
+            if build is None or condition.has_template:
+                raise TranslationError(f"{where}: {condition.attribute.value} is not enforced locally")
+            if condition.values:
+                terms.append(self.any_of([build(value, condition) for value in condition.values]))
+            if condition.not_values:
+                terms.append(
+                    self.negate(self.any_of([build(value, condition) for value in condition.not_values]))
+                )
+        return self.all_of(terms or [self.anything()])
 
 
-def _or_permissions(items: Sequence[Permission]) -> Permission:
-    return items[0] if len(items) == 1 else Permission(or_rules=Permission.Set(rules=list(items)))
+def string_matcher(value: str, *, prefix: str = "", ignore_case: bool = False) -> string_pb2.StringMatcher:
+    """Istio's string rule as an Envoy matcher (authz/matcher/string.go StringMatcherWithPrefix):
+    `prefix` goes before exact and prefix forms, and before a suffix as a regex."""
+    pattern = Pattern.of(value)
+    if pattern.kind == "any":
+        return string_pb2.StringMatcher(safe_regex=regex_pb2.RegexMatcher(regex=".+"))
+    if pattern.kind == "suffix":
+        if prefix:
+            return _regex(re.escape(prefix) + ".*" + re.escape(pattern.text))
+        return string_pb2.StringMatcher(suffix=pattern.text, ignore_case=ignore_case)
+    if pattern.kind == "prefix":
+        return string_pb2.StringMatcher(prefix=prefix + pattern.text, ignore_case=ignore_case)
+    return string_pb2.StringMatcher(exact=prefix + pattern.text, ignore_case=ignore_case)
 
 
-def _principal_name(matcher: string_pb2.StringMatcher) -> Principal:
-    return Principal(authenticated=Principal.Authenticated(principal_name=matcher))
+def _regex(regex: str) -> string_pb2.StringMatcher:
+    return string_pb2.StringMatcher(safe_regex=regex_pb2.RegexMatcher(regex=regex))
 
 
-def _istio_principal(value: str) -> Principal:
-    # "cluster.local/ns/shop/sa/order" -> exact "spiffe://cluster.local/ns/shop/sa/order"
-    return _principal_name(istio_string(value, prefix=SPIFFE_PREFIX))
-
-
-def _namespace_principal(value: str) -> Principal:
-    # Istio matches a source namespace inside the peer's SPIFFE id: `.*/ns/<ns>/.*`.
+def header_matcher(name: str, value: str, *, ignore_case: bool = False) -> route_components_pb2.HeaderMatcher:
+    """authz/matcher/header.go HeaderMatcher and HostMatcher: `*` is a presence match."""
     if value == "*":
-        return _principal_name(istio_string("*"))
-    if value.endswith("*"):
-        pattern = f".*/ns/{re.escape(value[:-1])}.*/.*"
-    elif value.startswith("*"):
-        pattern = f".*/ns/.*{re.escape(value[1:])}/.*"
-    else:
-        pattern = f".*/ns/{re.escape(value)}/.*"
-    return _principal_name(string_pb2.StringMatcher(safe_regex=regex_pb2.RegexMatcher(regex=pattern)))
-
-
-def _ip_principal(value: str) -> Principal:
-    network = ipaddress.ip_network(value, strict=False)
-    return Principal(
-        direct_remote_ip=address_pb2.CidrRange(
-            address_prefix=str(network.network_address),
-            prefix_len=wrappers_pb2.UInt32Value(value=network.prefixlen),
-        )
+        return route_components_pb2.HeaderMatcher(name=name, present_match=True)
+    return route_components_pb2.HeaderMatcher(
+        name=name, string_match=string_matcher(value, ignore_case=ignore_case)
     )
 
 
-def _path_permission(value: str) -> Permission:
-    return Permission(url_path=path_pb2.PathMatcher(path=istio_string(value)))
+def _authenticated(matcher: string_pb2.StringMatcher) -> Principal:
+    return Principal(authenticated=Principal.Authenticated(principal_name=matcher))
 
 
-def _header_permission(name: str, value: str) -> Permission:
-    return Permission(header=_header_matcher(name, value))
+def _cidr(value: str) -> address_pb2.CidrRange:
+    network = ipaddress.ip_network(value, strict=False)
+    return address_pb2.CidrRange(
+        address_prefix=str(network.network_address),
+        prefix_len=wrappers_pb2.UInt32Value(value=network.prefixlen),
+    )
 
 
-def _header_matcher(name: str, value: str) -> route_components_pb2.HeaderMatcher:
-    return route_components_pb2.HeaderMatcher(name=name, string_match=istio_string(value))
-
-
-def _port_permission(value: str) -> Permission:
-    return Permission(destination_port=int(value))
-
-
-def _field(
-    values: Sequence[str], negated: Sequence[str], build: Callable[[str], Any], kind: type
-) -> list[Any]:
-    """One field of a source/operation: ORed values, and a NOT of the ORed `not*` values."""
-    out: list[Any] = []
-    if values:
-        items = [build(str(value)) for value in values]
-        out.append(items[0] if len(items) == 1 else _or(kind, items))
-    if negated:
-        items = [build(str(value)) for value in negated]
-        inner = items[0] if len(items) == 1 else _or(kind, items)
-        out.append(kind(not_id=inner) if kind is Principal else kind(not_rule=inner))
-    return out
-
-
-def _or(kind: type, items: list[Any]) -> Any:
-    return _or_principals(items) if kind is Principal else _or_permissions(items)
-
-
-_SOURCE_FIELDS: dict[str, Callable[[str], Principal]] = {
-    "principals": _istio_principal,
-    "namespaces": _namespace_principal,
-    "ipBlocks": _ip_principal,
-    "remoteIpBlocks": _ip_principal,
-}
-_OPERATION_FIELDS: dict[str, Callable[[str], Permission]] = {
-    "paths": _path_permission,
-    "methods": lambda value: _header_permission(":method", value),
-    "hosts": lambda value: _header_permission(":authority", value),
-    "ports": _port_permission,
-}
-
-
-def _negated(key: str) -> str:
-    return f"not{key[0].upper()}{key[1:]}"  # principals -> notPrincipals
-
-
-def _entry(
-    entry: Mapping[str, Any], fields: Mapping[str, Callable[[str], Any]], kind: type, where: str
-) -> Any:
-    """One `source` or `operation`: each field present (and its `not` twin) ANDed; none → any."""
-    unsupported = set(entry) - set(fields) - {_negated(key) for key in fields}
-    if unsupported:
-        raise TranslationError(f"{where}: fields {sorted(unsupported)} are not enforced locally")
-    parts: list[Any] = []
-    for key, build in fields.items():
-        parts.extend(_field(entry.get(key) or [], entry.get(_negated(key)) or [], build, kind))
-    return _single(parts, kind) if parts else kind(any=True)
-
-
-def _source(source: Mapping[str, Any], where: str) -> Principal:
-    return _entry(source, _SOURCE_FIELDS, Principal, where)
-
-
-def _operation(operation: Mapping[str, Any], where: str) -> Permission:
-    return _entry(operation, _OPERATION_FIELDS, Permission, where)
-
-
-_HEADER_KEY = re.compile(r"^request\.headers\[(?P<name>[^\]]+)\]$")
-
-
-def _condition(condition: Mapping[str, Any], where: str) -> tuple[Principal | None, Permission | None]:
-    """A `when` condition: source-side keys constrain principals, the others permissions."""
-    key = str(condition.get("key", ""))
-    values = [str(v) for v in condition.get("values") or []]
-    negated = [str(v) for v in condition.get("notValues") or []]
-    if key == "source.principal":
-        return _single(_field(values, negated, _istio_principal, Principal), Principal), None
-    if key == "source.namespace":
-        return _single(_field(values, negated, _namespace_principal, Principal), Principal), None
-    if key in ("source.ip", "remote.ip"):
-        return _single(_field(values, negated, _ip_principal, Principal), Principal), None
-    if key == "destination.port":
-        return None, _single(_field(values, negated, _port_permission, Permission), Permission)
-    header = _HEADER_KEY.match(key)
-    if header:
-        name = header.group("name").lower()
-        build = lambda value: _header_permission(name, value)  # noqa: E731
-        return None, _single(_field(values, negated, build, Permission), Permission)
-    raise TranslationError(f"{where}: condition key {key!r} is not enforced locally")
-
-
-def _single(items: list[Any], kind: type) -> Any:
-    if len(items) == 1:
-        return items[0]
-    if kind is Principal:
-        return rbac_config.Principal(and_ids=rbac_config.Principal.Set(ids=items))
-    return rbac_config.Permission(and_rules=rbac_config.Permission.Set(rules=items))
+PRINCIPALS = _Side[Principal](
+    builders={
+        Attribute.SOURCE_PRINCIPAL: lambda v, _: _authenticated(string_matcher(v, prefix=SPIFFE_PREFIX)),
+        Attribute.SOURCE_NAMESPACE: lambda v, _: _authenticated(_regex(namespace_regex(v))),
+        Attribute.SOURCE_IP: lambda v, _: Principal(direct_remote_ip=_cidr(v)),
+        Attribute.REMOTE_IP: lambda v, _: Principal(remote_ip=_cidr(v)),
+        Attribute.REQUEST_HEADER: lambda v, c: Principal(header=header_matcher(c.name, v)),
+    },
+    any_of=lambda items: Principal(or_ids=Principal.Set(ids=items)),
+    all_of=lambda items: Principal(and_ids=Principal.Set(ids=items)),
+    negate=lambda inner: Principal(not_id=inner),
+    anything=lambda: Principal(any=True),
+)
+PERMISSIONS = _Side[Permission](
+    builders={
+        Attribute.HOST: lambda v, _: Permission(header=header_matcher(":authority", v, ignore_case=True)),
+        Attribute.METHOD: lambda v, _: Permission(header=header_matcher(":method", v)),
+        Attribute.PATH: lambda v, _: Permission(url_path=path_pb2.PathMatcher(path=string_matcher(v))),
+        Attribute.DESTINATION_PORT: lambda v, _: Permission(destination_port=int(v)),
+    },
+    any_of=lambda items: Permission(or_rules=Permission.Set(rules=items)),
+    all_of=lambda items: Permission(and_rules=Permission.Set(rules=items)),
+    negate=lambda inner: Permission(not_rule=inner),
+    anything=lambda: Permission(any=True),
+)

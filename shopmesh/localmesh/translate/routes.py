@@ -9,16 +9,10 @@ from typing import Any
 from envoy.config.route.v3 import route_components_pb2 as rc
 from google.protobuf import duration_pb2, wrappers_pb2
 
-from shopmesh.localmesh.translate import names
+from shopmesh.localmesh.translate import TranslationError, names
 from shopmesh.localmesh.translate.matching import virtual_service_string
-from shopmesh.localmesh.translate.objects import (
-    MeshObjects,
-    Object,
-    TranslationError,
-    fqdn,
-    name_of,
-    namespace_of,
-)
+from shopmesh.manifests.mesh import fqdn
+from shopmesh.manifests.model import MeshObjects, Resource
 
 MESH_GATEWAY = "mesh"
 
@@ -47,7 +41,7 @@ def parse_duration(value: str | None, where: str) -> duration_pb2.Duration | Non
     raise TranslationError(f"{where}: {value!r} is not a duration")
 
 
-def bound_virtual_services(objects: MeshObjects, gateway: str, hostname: str | None = None) -> list[Object]:
+def bound_virtual_services(objects: MeshObjects, gateway: str, hostname: str | None = None) -> list[Resource]:
     """VirtualServices applying to `gateway` ("mesh" = sidecars) and, if given, to `hostname`.
 
     No `gateways` means mesh only; a gateway is named `<namespace>/<name>` or, in the
@@ -55,8 +49,8 @@ def bound_virtual_services(objects: MeshObjects, gateway: str, hostname: str | N
     """
     out = []
     for vs in objects.of_kind("VirtualService"):
-        spec = vs.get("spec") or {}
-        namespace = namespace_of(vs)
+        spec = vs.spec
+        namespace = vs.namespace
         gateways = [
             g if "/" in g or g == MESH_GATEWAY else f"{namespace}/{g}" for g in spec.get("gateways") or []
         ]
@@ -67,25 +61,25 @@ def bound_virtual_services(objects: MeshObjects, gateway: str, hostname: str | N
         hosts = [fqdn(host, namespace) for host in spec.get("hosts") or []]
         if hostname is None or hostname in hosts or "*" in hosts:
             out.append(vs)
-    return sorted(out, key=lambda vs: (namespace_of(vs), name_of(vs)))
+    return sorted(out, key=lambda vs: (vs.namespace, vs.name))
 
 
 def build_routes(
-    objects: MeshObjects, virtual_services: Sequence[Object], default_destination: tuple[str, int] | None
+    objects: MeshObjects, virtual_services: Sequence[Resource], default_destination: tuple[str, int] | None
 ) -> list[rc.Route]:
     """The routes of one virtual host: every HTTP route of the VirtualServices, in order, then
     Istio's catch-all to the service itself when there is one (no VirtualService, or none
     matched)."""
     routes: list[rc.Route] = []
     for vs in virtual_services:
-        namespace = namespace_of(vs)
-        for index, http in enumerate((vs.get("spec") or {}).get("http") or []):
-            where = f"VirtualService {namespace}/{name_of(vs)} http[{index}]"
+        namespace = vs.namespace
+        for index, http in enumerate(vs.spec.get("http") or []):
+            where = f"VirtualService {namespace}/{vs.name} http[{index}]"
             action = _route_action(objects, http, namespace, where)
             for match in http.get("match") or [{}]:
                 routes.append(
                     rc.Route(
-                        name=str(http.get("name") or f"{name_of(vs)}.{index}"),
+                        name=str(http.get("name") or f"{vs.name}.{index}"),
                         match=_route_match(match, where),
                         route=action,
                     )

@@ -15,14 +15,9 @@ import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shopmesh.localmesh.translate.objects import (
-    ROOT_NAMESPACE,
-    MeshObjects,
-    TranslationError,
-    labels_match,
-    name_of,
-    namespace_of,
-)
+from shopmesh.localmesh.translate import TranslationError
+from shopmesh.manifests.mesh import ROOT_NAMESPACE
+from shopmesh.manifests.model import MeshObjects, selects
 
 
 @dataclass(frozen=True)
@@ -48,13 +43,13 @@ class EgressScope:
 def egress_scopes(objects: MeshObjects) -> list[EgressScope]:
     scopes = []
     for sidecar in objects.of_kind("Sidecar"):
-        spec = sidecar.get("spec") or {}
-        namespace = namespace_of(sidecar)
+        spec = sidecar.spec
+        namespace = sidecar.namespace
         hosts: list[tuple[str, str]] = []
         for listener in spec.get("egress") or []:
             if listener.get("port") is not None:
                 raise TranslationError(
-                    f"Sidecar {namespace}/{name_of(sidecar)}: egress ports are not enforced locally"
+                    f"Sidecar {namespace}/{sidecar.name}: egress ports are not enforced locally"
                 )
             for entry in listener.get("hosts") or []:
                 namespace_pattern, _, host = str(entry).partition("/")
@@ -67,7 +62,7 @@ def egress_scopes(objects: MeshObjects) -> list[EgressScope]:
 def scope_for(scopes: list[EgressScope], namespace: str, labels: Mapping[str, str]) -> EgressScope | None:
     """The Sidecar that applies to a pod, by Istio's precedence; None: the whole registry."""
     for candidate in (
-        [s for s in scopes if s.namespace == namespace and s.selector and labels_match(s.selector, labels)],
+        [s for s in scopes if s.namespace == namespace and s.selector and selects(s.selector, labels)],
         [s for s in scopes if s.namespace == namespace and s.selector is None],
         [s for s in scopes if s.namespace == ROOT_NAMESPACE and s.selector is None],
     ):

@@ -11,14 +11,10 @@ from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
 from envoy.type.matcher.v3 import string_pb2
 from google.protobuf import any_pb2, wrappers_pb2
 
+from shopmesh.localmesh.translate import TranslationError
 from shopmesh.localmesh.translate.names import TLS_TRANSPORT_SOCKET
-from shopmesh.localmesh.translate.objects import (
-    ROOT_NAMESPACE,
-    MeshObjects,
-    TranslationError,
-    labels_match,
-    namespace_of,
-)
+from shopmesh.manifests.mesh import ROOT_NAMESPACE
+from shopmesh.manifests.model import MeshObjects, selects
 
 #: The bootstrap's certificate provider instance and its certificate names (istio-agent's).
 PROVIDER_INSTANCE = "default"
@@ -41,10 +37,10 @@ def mtls_mode(objects: MeshObjects, namespace: str, labels: Mapping[str, str], p
     """
     workload, namespace_wide, mesh_wide = None, None, None
     for policy in objects.of_kind("PeerAuthentication"):
-        spec = policy.get("spec") or {}
+        spec = policy.spec
         selector = (spec.get("selector") or {}).get("matchLabels") or {}
-        policy_namespace = namespace_of(policy)
-        if selector and policy_namespace == namespace and labels_match(selector, labels):
+        policy_namespace = policy.namespace
+        if selector and policy_namespace == namespace and selects(selector, labels):
             port_mode = ((spec.get("portLevelMtls") or {}).get(str(port)) or {}).get("mode")
             port_mode = port_mode or ((spec.get("portLevelMtls") or {}).get(port) or {}).get("mode")
             workload = port_mode or (spec.get("mtls") or {}).get("mode")

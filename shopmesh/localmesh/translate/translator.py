@@ -17,19 +17,10 @@ from envoy.config.route.v3 import route_components_pb2, route_pb2
 from google.protobuf.message import Message
 
 from shopmesh.localmesh.placement import Instance, Placement
-from shopmesh.localmesh.translate import names
+from shopmesh.localmesh.translate import TranslationError, names
 from shopmesh.localmesh.translate.clusters import clusters_for
 from shopmesh.localmesh.translate.listeners import inbound_listener, outbound_listener
-from shopmesh.localmesh.translate.objects import (
-    MeshObjects,
-    Service,
-    ServicePort,
-    TranslationError,
-    labels_match,
-    name_of,
-    namespace_of,
-)
-from shopmesh.localmesh.translate.rbac import policies_for, rbac_filters
+from shopmesh.localmesh.translate.rbac import rbac_filters
 from shopmesh.localmesh.translate.routes import (
     MESH_GATEWAY,
     bound_virtual_services,
@@ -38,6 +29,9 @@ from shopmesh.localmesh.translate.routes import (
 )
 from shopmesh.localmesh.translate.scope import EgressScope, egress_scopes, scope_for
 from shopmesh.localmesh.translate.tls import STRICT, downstream_transport_socket, mtls_mode
+from shopmesh.manifests.mesh import INGRESS_GATEWAY_HOST
+from shopmesh.manifests.model import MeshObjects, Service, ServicePort, selects
+from shopmesh.manifests.policy import PolicyError, WorkloadPolicies, authorization_policies
 
 __all__ = ["Snapshot", "TranslationError", "gateway_listener_name", "translate"]
 
@@ -115,19 +109,19 @@ def _load_assignment(
 
 def gateway_listener_name(objects: MeshObjects) -> str | None:
     """The API listener the ingress gateway's client asks for: `<gateway host>:<port>`."""
-    gateways = sorted(objects.of_kind("Gateway"), key=lambda gw: (namespace_of(gw), name_of(gw)))
+    gateways = sorted(objects.of_kind("Gateway"), key=lambda gw: (gw.namespace, gw.name))
     for gateway in gateways:
-        for server in (gateway.get("spec") or {}).get("servers") or []:
-            return f"istio-ingressgateway.istio-system.svc.cluster.local:{int(server['port']['number'])}"
+        for server in gateway.spec.get("servers") or []:
+            return f"{INGRESS_GATEWAY_HOST}:{int(server['port']['number'])}"
     return None
 
 
 def _ingress_gateways(objects: MeshObjects, placement: Placement) -> list[str]:
     """`<namespace>/<name>` of the Gateways whose selector picks the ingress pod."""
     return [
-        f"{namespace_of(gw)}/{name_of(gw)}"
+        f"{gw.namespace}/{gw.name}"
         for gw in objects.of_kind("Gateway")
-        if labels_match((gw.get("spec") or {}).get("selector") or {}, placement.ingress.labels)
+        if selects(gw.spec.get("selector") or {}, placement.ingress.labels)
     ]
 
 
@@ -168,13 +162,17 @@ def translate(objects: MeshObjects, placement: Placement) -> Snapshot:
             snapshot.add(names.CLUSTER, cluster.name, cluster)
             port = int(cluster.name.split("|")[1])
             service_port = next(p for p in service.ports if p.port == port)
-            members = [i for i in backing if labels_match(subset_labels, i.labels)]
+            members = [i for i in backing if selects(subset_labels, i.labels)]
             snapshot.add(
                 names.ENDPOINT, cluster.name, _load_assignment(cluster.name, service, service_port, members)
             )
 
+    try:
+        policies = authorization_policies(objects)
+    except PolicyError as error:
+        raise TranslationError(str(error)) from error
     for instance in placement.instances:
-        filters = rbac_filters(policies_for(objects, instance.namespace, instance.labels))
+        filters = rbac_filters(WorkloadPolicies.select(policies, instance.namespace, instance.labels))
         for port in instance.ports:
             mode = mtls_mode(objects, instance.namespace, instance.labels, port)
             socket = downstream_transport_socket() if mode == STRICT else None
@@ -203,7 +201,7 @@ def _add_gateway(snapshot: Snapshot, objects: MeshObjects, placement: Placement,
         for gateway in _ingress_gateways(objects, placement)
         for vs in bound_virtual_services(objects, gateway)
     ]
-    unique = list({(namespace_of(vs), name_of(vs)): vs for vs in virtual_services}.values())
+    unique = list({(vs.namespace, vs.name): vs for vs in virtual_services}.values())
     routes = build_routes(objects, unique, None)
     snapshot.add(
         names.ROUTE,

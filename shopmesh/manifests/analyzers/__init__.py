@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from shopmesh.manifests.analyzers import authorization, hardening, istio_routing, mesh_coherence, workloads
-from shopmesh.manifests.model import Inventory
+from shopmesh.manifests.findings import Inventory
 
 Analyzer = Callable[[Inventory], None]
 

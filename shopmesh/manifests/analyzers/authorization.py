@@ -8,13 +8,22 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from services.runtime.registry import declarations
-from shopmesh.manifests.authz import INGRESS_PRINCIPAL, ROOT_NAMESPACE, grpc_paths, string_matches
-from shopmesh.manifests.model import Inventory, Resource, namespace_resource, selects
+from shopmesh.manifests.authz import grpc_paths
+from shopmesh.manifests.findings import Inventory, namespace_resource
+from shopmesh.manifests.mesh import INGRESS_GATEWAY, ROOT_NAMESPACE
+from shopmesh.manifests.model import Resource
+from shopmesh.manifests.policy import (
+    Action,
+    AuthorizationPolicy,
+    Pattern,
+    PolicyError,
+    authorization_policies,
+)
 
 #: Namespaces an Istio cluster has besides the rendered ones.
 CLUSTER_NAMESPACES = frozenset({ROOT_NAMESPACE, "kube-system", "default"})
 #: Identities outside the render that the design names on purpose.
-EXTERNAL_PRINCIPALS = frozenset({INGRESS_PRINCIPAL})
+EXTERNAL_PRINCIPALS = frozenset({INGRESS_GATEWAY.principal})
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 
 
@@ -30,6 +39,25 @@ def _operations(policy: Resource) -> Iterator[Mapping[str, Any]]:
             yield entry.get("operation") or {}
 
 
+def policy_validation(inventory: Inventory) -> None:
+    """IST0106 for a policy Istio's validation refuses (an unknown condition key, a port that is
+    no number, an IP block that is no address...): istiod would reject it, and every check
+    that evaluates policies leaves it out."""
+    for resource in inventory.of_kind("AuthorizationPolicy"):
+        try:
+            AuthorizationPolicy.of(resource)
+        except PolicyError as error:
+            inventory.report("IST0106", resource, str(error))
+
+
+def _namespace_match(pattern: str, namespace: str) -> bool:
+    """authorizationpolicies.go namespaceMatch: `*`, `*suffix`, `prefix*`, else equal ignoring case."""
+    parsed = Pattern.of(pattern)
+    if parsed.kind == "exact":
+        return pattern.lower() == namespace.lower()
+    return parsed.matches(namespace)
+
+
 def source_namespaces(inventory: Inventory) -> None:
     """IST0101 for a source namespace that does not exist
     (authz/authorizationpolicies.go analyzeNamespaceNotFound, with its namespaceMatch)."""
@@ -37,7 +65,7 @@ def source_namespaces(inventory: Inventory) -> None:
     for policy in inventory.of_kind("AuthorizationPolicy"):
         for source in _sources(policy):
             for namespace in [*(source.get("namespaces") or []), *(source.get("notNamespaces") or [])]:
-                if not any(string_matches(namespace, n) for n in known):
+                if not any(_namespace_match(namespace, n) for n in known):
                     inventory.report("IST0101", policy, f'Referenced namespace not found: "{namespace}"')
 
 
@@ -58,12 +86,9 @@ def source_principals(inventory: Inventory) -> None:
                     )
 
 
-def _served_paths(inventory: Inventory, policy: Resource) -> set[str]:
-    """The gRPC paths the workloads this policy selects serve."""
-    selector = (policy.spec.get("selector") or {}).get("matchLabels")
-    apps = {
-        w.app for w in inventory.workloads if w.namespace == policy.namespace and selects(selector, w.labels)
-    }
+def _served_paths(inventory: Inventory, policy: AuthorizationPolicy) -> set[str]:
+    """The gRPC paths the workloads this policy applies to serve."""
+    apps = {w.app for w in inventory.workloads if policy.applies_to(w.namespace, w.labels)}
     return {path for app in apps if app in declarations() for path in grpc_paths(app)}
 
 
@@ -72,12 +97,13 @@ def operation_paths_and_methods(inventory: Inventory) -> None:
     truth: a typo or a stale method would otherwise deny silently); SHM0102 for a gRPC
     operation not restricted to POST (gRPC is always POST); KIA0102 for a method value that is
     neither an HTTP method nor a gRPC name (Kiali authorizationpolicy.to.wrongmethod)."""
-    for policy in inventory.of_kind("AuthorizationPolicy"):
-        served = _served_paths(inventory, policy)
+    for parsed in authorization_policies(inventory, skip_invalid=True):
+        policy = parsed.resource
+        served = _served_paths(inventory, parsed)
         for operation in _operations(policy):
             paths = [*(operation.get("paths") or []), *(operation.get("notPaths") or [])]
             for path in paths:
-                if served and not any(string_matches(path, real) for real in served):
+                if served and not any(Pattern.of(path).matches(real) for real in served):
                     inventory.report(
                         "SHM0101", policy, f'Path "{path}" names no gRPC method of the selected workloads'
                     )
@@ -104,13 +130,13 @@ def _namespaces_with_workloads(inventory: Inventory) -> set[str]:
 def deny_all_baseline(inventory: Inventory) -> None:
     """SHM0103 for a namespace without the allow-nothing baseline (an ALLOW policy with
     `spec: {}`), the one thing that makes a forgotten workload closed rather than open."""
+    baselines = [
+        p
+        for p in authorization_policies(inventory, skip_invalid=True)
+        if p.action is Action.ALLOW and not p.rules and not p.selector and not p.target_refs and not p.dry_run
+    ]
     for namespace in _namespaces_with_workloads(inventory):
-        baseline = [
-            p
-            for p in inventory.of_kind("AuthorizationPolicy")
-            if p.namespace in (namespace, ROOT_NAMESPACE) and not dict(p.spec)
-        ]
-        if not baseline:
+        if not any(p.namespace in (namespace, ROOT_NAMESPACE) for p in baselines):
             inventory.report(
                 "SHM0103",
                 namespace_resource(namespace),
@@ -138,6 +164,7 @@ def strict_mtls(inventory: Inventory) -> None:
 
 
 ANALYZERS = (
+    policy_validation,
     source_namespaces,
     source_principals,
     operation_paths_and_methods,

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from services.runtime.registry import declarations
-from shopmesh.manifests.model import Inventory, Workload
+from shopmesh.manifests.findings import Inventory
+from shopmesh.manifests.model import Workload
 
 PROMETHEUS_ANNOTATIONS = ("prometheus.io/scrape", "prometheus.io/port", "prometheus.io/path")
 #: The services' defaults (brief: SHOPMESH_DRAIN_SECONDS 5, SHOPMESH_GRACE_SECONDS 10).

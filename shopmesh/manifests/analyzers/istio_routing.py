@@ -8,7 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from shopmesh.manifests.model import Inventory, Resource, fqdn, selects
+from shopmesh.manifests.findings import Inventory
+from shopmesh.manifests.mesh import fqdn
+from shopmesh.manifests.model import Resource
+from shopmesh.manifests.service_registry import ServiceRegistry
 
 #: The reserved gateway name for sidecars.
 MESH_GATEWAY = "mesh"
@@ -23,6 +26,16 @@ def route_destinations(vs: Resource) -> Iterator[Mapping[str, Any]]:
                     yield route["destination"]
 
 
+def mirror_destinations(vs: Resource) -> Iterator[Mapping[str, Any]]:
+    """Every `mirror` and `mirrors[].destination` of the http routes (getHTTPMirrorDestinations)."""
+    for rule in vs.spec.get("http") or []:
+        if rule.get("mirror"):
+            yield rule["mirror"]
+        for mirror in rule.get("mirrors") or []:
+            if mirror.get("destination"):
+                yield mirror["destination"]
+
+
 def _destination_rule_subsets(inventory: Inventory) -> set[tuple[str, str]]:
     return {
         (fqdn(dr.spec.get("host", ""), dr.namespace), subset.get("name", ""))
@@ -31,36 +44,48 @@ def _destination_rule_subsets(inventory: Inventory) -> set[tuple[str, str]]:
     }
 
 
+def _export_to(resource: Resource) -> list[str]:
+    return [str(value) for value in resource.spec.get("exportTo") or []]
+
+
 def virtual_service_destinations(inventory: Inventory) -> None:
-    """IST0101 for a destination host, host:port or host+subset that does not exist; IST0112
-    when the port is needed to choose. Upstream: virtualservice/destinationhosts.go
-    (DestinationHostAnalyzer, checkServiceEntryPorts) and virtualservice/destinationrules.go
+    """IST0101 for a destination or mirror host that the registry does not show the
+    VirtualService (no Service or ServiceEntry has it, or it is not exported to its namespace),
+    for a port the entry lacks, or a host+subset no DestinationRule has; IST0112 when the port
+    is needed to choose. Upstream: virtualservice/destinationhosts.go (DestinationHostAnalyzer,
+    checkServiceEntryPorts, with util.GetDestinationHost) and virtualservice/destinationrules.go
     (DestinationRuleAnalyzer: "host+subset in destinationrule")."""
-    services = inventory.services_by_fqdn()
+    registry = ServiceRegistry(inventory)
     subsets = _destination_rule_subsets(inventory)
     for vs in inventory.of_kind("VirtualService"):
-        for destination in route_destinations(vs):
-            host = fqdn(destination.get("host", ""), vs.namespace)
-            service = services.get(host)
-            if service is None:
-                inventory.report("IST0101", vs, f'Referenced host not found: "{destination.get("host")}"')
-                continue
-            ports = [p.get("port") for p in service.spec.get("ports") or []]
-            port = (destination.get("port") or {}).get("number")
-            if port is None and len(ports) > 1:
-                inventory.report(
-                    "IST0112",
-                    vs,
-                    f'This VirtualService routes to a service "{host}" that exposes multiple ports {ports}. '
-                    "Specifying a port in the destination is required to disambiguate.",
-                )
-            if port is not None and port not in ports:
-                inventory.report("IST0101", vs, f'Referenced host:port not found: "{host}:{port}"')
-            subset = destination.get("subset")
-            if subset and (host, subset) not in subsets:
-                inventory.report(
-                    "IST0101", vs, f'Referenced host+subset in destinationrule not found: "{host}+{subset}"'
-                )
+        for kind, destinations in (
+            ("host", route_destinations(vs)),
+            ("mirror host", mirror_destinations(vs)),
+        ):
+            for destination in destinations:
+                written = str(destination.get("host", ""))
+                entry = registry.lookup(vs.namespace, _export_to(vs), written)
+                if entry is None:
+                    inventory.report("IST0101", vs, f'Referenced {kind} not found: "{written}"')
+                    continue
+                host = fqdn(written, vs.namespace)
+                port = (destination.get("port") or {}).get("number")
+                if port is None and len(entry.ports) > 1:
+                    inventory.report(
+                        "IST0112",
+                        vs,
+                        f'This VirtualService routes to a service "{host}" that exposes multiple ports '
+                        f"{list(entry.ports)}. "
+                        "Specifying a port in the destination is required to disambiguate.",
+                    )
+                if port is not None and port not in entry.ports:
+                    inventory.report("IST0101", vs, f'Referenced host:port not found: "{host}:{port}"')
+                subset = destination.get("subset")
+                if subset and (host, subset) not in subsets:
+                    what = "host+subset" if kind == "host" else "mirror+subset"
+                    inventory.report(
+                        "IST0101", vs, f'Referenced {what} in destinationrule not found: "{host}+{subset}"'
+                    )
 
 
 def _gateway_ref(name: str, namespace: str) -> tuple[str, str]:
@@ -105,14 +130,15 @@ def _host_matches(pattern: str, host: str) -> bool:
 
 
 def destination_rule_hosts_and_subsets(inventory: Inventory) -> None:
-    """IST0174 for a host that is no Service, IST0173 for a subset no pod would be selected by.
-    Upstream: destinationrule/subset.go (PodNotSelectedAnalyzer): the subset's labels merged
-    with the service's selector must match some pod."""
-    services = inventory.services_by_fqdn()
+    """IST0174 for a host the registry does not show the DestinationRule (util.GetDestinationHost
+    with the rule's exportTo), IST0173 for a subset no pod would be selected by. Upstream:
+    destinationrule/subset.go (PodNotSelectedAnalyzer): the subset's labels merged with the
+    entry's workload selector (a ServiceEntry's; none for a Service) must match some pod, in
+    any namespace."""
+    registry = ServiceRegistry(inventory)
     for dr in inventory.of_kind("DestinationRule"):
-        host = fqdn(dr.spec.get("host", ""), dr.namespace)
-        service = services.get(host)
-        if service is None:
+        entry = registry.lookup(dr.namespace, _export_to(dr), str(dr.spec.get("host", "")))
+        if entry is None:
             inventory.report(
                 "IST0174",
                 dr,
@@ -121,10 +147,8 @@ def destination_rule_hosts_and_subsets(inventory: Inventory) -> None:
             )
             continue
         for subset in dr.spec.get("subsets") or []:
-            selector = {**(service.spec.get("selector") or {}), **(subset.get("labels") or {})}
-            if not any(
-                selects(selector, w.labels) for w in inventory.workloads_selected(service.namespace, None)
-            ):
+            selector = {**entry.workload_selector, **(subset.get("labels") or {})}
+            if not inventory.workloads_selected(None, selector):
                 inventory.report(
                     "IST0173",
                     dr,

@@ -9,8 +9,12 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from services.runtime.registry import declaration, declarations
-from shopmesh.manifests.authz import INGRESS_PRINCIPAL, Caller, Request, allowed, grpc_paths, grpc_port
-from shopmesh.manifests.model import Inventory, Resource, Workload, fqdn, namespace_resource, selects
+from shopmesh.manifests.authz import allows, grpc_paths, grpc_port
+from shopmesh.manifests.findings import Inventory, namespace_resource
+from shopmesh.manifests.mesh import CLUSTER_DOMAIN, INGRESS_GATEWAY, fqdn
+from shopmesh.manifests.model import MeshObjects, Resource, Workload, selects
+from shopmesh.manifests.policy import Request, authorization_policies
+from shopmesh.manifests.service_registry import ServiceRegistry
 
 #: Methods a repeat would apply twice (proto/shop/inventory/v1/inventory.proto: "Not
 #: idempotent, so the mesh never retries it"). Every other method is read-only or keyed by a
@@ -124,10 +128,11 @@ def _target_port(service: Resource, workload: Workload) -> int | None:
     return None
 
 
-def mesh_edges(inventory: Inventory) -> Iterator[tuple[Workload, Workload, Resource, int]]:
+def mesh_edges(inventory: MeshObjects) -> Iterator[tuple[Workload, Workload, Resource, int]]:
     """(caller, callee, callee's Service, port) for every pair of rendered workloads where the
-    AuthorizationPolicies let the caller make at least one call."""
-    policies = inventory.of_kind("AuthorizationPolicy")
+    AuthorizationPolicies let the caller make at least one call (a gRPC method of a declared
+    service, any connection to another Service's port)."""
+    policies = authorization_policies(inventory, skip_invalid=True)
     for service in inventory.of_kind("Service"):
         paths: list[str | None] = (
             [m.path for m in declaration(service.name).methods] if service.name in declarations() else [None]
@@ -139,8 +144,7 @@ def mesh_edges(inventory: Inventory) -> Iterator[tuple[Workload, Workload, Resou
             if port is None:
                 continue
             for caller in inventory.workloads:
-                identity = Caller(caller.app, caller.principal)
-                if any(allowed(policies, callee, Request(identity, path, port)) for path in paths):
+                if any(allows(policies, callee, Request(caller.principal, port, path)) for path in paths):
                     yield caller, callee, service, port
 
 
@@ -156,17 +160,21 @@ def _egress_covers(hosts: list[str], namespace: str, target: str) -> bool:
 
 def sidecar_egress(inventory: Inventory) -> None:
     """SHM0203 for an allowed call a Sidecar's egress omits (the call would fail with
-    REGISTRY_ONLY, or reach the passthrough cluster), and KIA1004 for an egress host no
-    Service matches (Kiali sidecar.egress.servicenotfound)."""
-    services = inventory.services_by_fqdn()
+    REGISTRY_ONLY, or reach the passthrough cluster), and KIA1004 for an egress host of the
+    Sidecar's own namespace that nothing in the registry the Sidecar sees declares (Kiali
+    sidecars/egress_listener_checker.go, sidecar.egress.servicenotfound): a Service (as
+    `name.namespace`, `name.namespace.svc` or its FQDN) or a ServiceEntry host, each only if
+    exported to the Sidecar's namespace. Hosts of other namespaces are not judged: they are
+    not in the render."""
+    registry = ServiceRegistry(inventory)
     sidecars = inventory.of_kind("Sidecar")
     for sidecar in sidecars:
         for egress in sidecar.spec.get("egress") or []:
             for entry in egress.get("hosts") or []:
-                entry_namespace, _, host = entry.rpartition("/")
-                if "*" in host or entry_namespace not in (".", sidecar.namespace):
+                entry_namespace, _, host = entry.partition("/")
+                if host.startswith("*") or entry_namespace not in (".", sidecar.namespace):
                     continue
-                if fqdn(host, sidecar.namespace) not in services:
+                if not any(registry.lookup(sidecar.namespace, [], name) for name in _kubernetes_names(host)):
                     inventory.report(
                         "KIA1004",
                         sidecar,
@@ -183,6 +191,17 @@ def sidecar_egress(inventory: Inventory) -> None:
                 inventory.report(
                     "SHM0203", sidecar, f"egress omits {target}, which {caller.owner.ref} may call"
                 )
+
+
+def _kubernetes_names(host: str) -> list[str]:
+    """The names Kiali accepts for a Service besides its FQDN: `name.namespace` and
+    `name.namespace.svc` (kubernetes.ParseHost)."""
+    parts = host.split(".")
+    if len(parts) == 2:
+        return [host, f"{host}.svc.{CLUSTER_DOMAIN}"]
+    if len(parts) == 3 and parts[2] == "svc":
+        return [host, f"{host}.{CLUSTER_DOMAIN}"]
+    return [host]
 
 
 def _namespace_labels(inventory: Inventory, namespace: str) -> dict[str, str]:
@@ -299,14 +318,14 @@ def _ingress_request(inventory: Inventory, service: str, path: str) -> Request |
         port = grpc_port(inventory, service)
     except LookupError:
         return None
-    return Request(Caller("ingress", INGRESS_PRINCIPAL), path, port)
+    return Request(INGRESS_GATEWAY.principal, port, path)
 
 
 def ingress_coherence(inventory: Inventory) -> None:
     """What the ingress gateway routes and what the ingress identity may call must agree:
     SHM0207 for a routed method the policies deny it (a customer gets PERMISSION_DENIED),
     SHM0208 for an allowed method no gateway route reaches (a dead grant)."""
-    policies = inventory.of_kind("AuthorizationPolicy")
+    policies = authorization_policies(inventory, skip_invalid=True)
     routed: set[tuple[str, str]] = set()
     for vs, route, service in _gateway_routes(inventory):
         callees = [w for w in inventory.workloads if w.app == service]
@@ -315,7 +334,7 @@ def ingress_coherence(inventory: Inventory) -> None:
                 continue
             routed.add((service, path))
             request = _ingress_request(inventory, service, path)
-            if request and callees and not all(allowed(policies, w, request) for w in callees):
+            if request and callees and not all(allows(policies, w, request) for w in callees):
                 inventory.report(
                     "SHM0207",
                     vs,
@@ -330,7 +349,7 @@ def ingress_coherence(inventory: Inventory) -> None:
             request = _ingress_request(inventory, service, path)
             if (service, path) in routed or request is None:
                 continue
-            granting = [w for w in callees if allowed(policies, w, request)]
+            granting = [w for w in callees if allows(policies, w, request)]
             if granting:
                 inventory.report(
                     "SHM0208",

@@ -8,45 +8,70 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from typing import Any
 
-from shopmesh.manifests.model import Inventory, Workload, selects
+from shopmesh.manifests.findings import Inventory
+from shopmesh.manifests.mesh import ROOT_NAMESPACE
+from shopmesh.manifests.model import UNSUPPORTED_PROTOCOL, MeshObjects, Resource, Service, Workload, selects
 
-#: The protocol names Istio parses (istio pkg/config/protocol/instance.go Parse); anything else
-#: is "unsupported" and gets protocol sniffing.
-ISTIO_PROTOCOLS = frozenset(
-    {
-        "tcp",
-        "udp",
-        "grpc",
-        "grpc-web",
-        "http",
-        "http_proxy",
-        "http2",
-        "https",
-        "tls",
-        "mongo",
-        "redis",
-        "mysql",
-    }
-)
-#: The appProtocol values Kubernetes standardises, which newer Istio maps too.
-KUBERNETES_APP_PROTOCOLS = frozenset({"kubernetes.io/h2c", "kubernetes.io/ws", "kubernetes.io/wss"})
-#: Ports Istio treats as TCP whatever their name (pkg/config/kube/conversion.go wellKnownPorts).
-WELL_KNOWN_TCP_PORTS = frozenset({25, 53, 3306, 27017})
 #: Namespaces istioctl analyze never reports on (util.IsSystemNamespace).
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "local-path-storage"})
-#: The sidecar's own UID (deployment/pod.go UserID).
+#: The sidecar's own UID (deployment/pod.go UserID), and the containers that may use it.
 SIDECAR_UID = 1337
+PROXY_CONTAINERS = frozenset({"istio-proxy", "istio-operator"})
+#: Services Istio's own controllers make for gateways, waypoints and east-west gateways
+#: (label gateway.istio.io/managed; pkg/config/constants): their ports (a waypoint's `mesh`
+#: port speaks HBONE) follow no sidecar naming rule.
+MANAGED_GATEWAY_LABEL = "gateway.istio.io/managed"
+MANAGED_GATEWAY_VALUES = frozenset(
+    {"istio.io-gateway-controller", "istio.io-mesh-controller", "istio.io-eastwest-controller"}
+)
+AMBIENT_MODE_LABEL, AMBIENT = "istio.io/dataplane-mode", "ambient"
+INJECTION_LABEL, SIDECAR_INJECT = "istio-injection", "sidecar.istio.io/inject"
+AMBIENT_REDIRECTION = "ambient.istio.io/redirection"
+
+
+def is_istio_control_plane(resource: Resource) -> bool:
+    """util.IsIstioControlPlane: labelled `istio=*` or `release=istio`."""
+    return "istio" in resource.labels or resource.labels.get("release") == "istio"
+
+
+def in_mesh(workload: Workload, namespaces: Mapping[str, Resource]) -> bool:
+    """util/in_mesh.go inMesh: an `istio-proxy` container; else the pod's
+    `sidecar.istio.io/inject` label, then annotation; else its Namespace's `istio-injection:
+    enabled` (a Namespace not rendered counts as not injected)."""
+    if any(c.get("name") == "istio-proxy" and c.get("image") for c in workload.containers()):
+        return True
+    for source in (workload.labels, workload.annotations):
+        if SIDECAR_INJECT in source:
+            return str(source[SIDECAR_INJECT]) == "true"
+    namespace = namespaces.get(workload.namespace)
+    return namespace is not None and namespace.labels.get(INJECTION_LABEL) == "enabled"
+
+
+def in_ambient(workload: Workload) -> bool:
+    """util/in_mesh.go PodInAmbientMode: istio-cni's `ambient.istio.io/redirection: enabled`."""
+    return workload.annotations.get(AMBIENT_REDIRECTION) == "enabled"
+
+
+def mesh_pods(objects: MeshObjects) -> list[Workload]:
+    """The pods an authorization policy can select (authorizationpolicies.go initPodLabelsMap):
+    those in the mesh or ambient. Unlike istioctl's file mode, pod templates count as the pods
+    they create (model.py), so a Deployment is not "nothing running"."""
+    namespaces = {n.name: n for n in objects.of_kind("Namespace")}
+    return [w for w in objects.workloads if in_mesh(w, namespaces) or in_ambient(w)]
+
+
 LOCALHOST_PREFIXES = ("127.", "localhost:", "[::1]:")
 
 
 def namespace_injection(inventory: Inventory) -> None:
-    """IST0102 for a namespace with neither `istio-injection` nor `istio.io/rev`
-    (injection/injection.go)."""
+    """IST0102 for a namespace with neither `istio-injection` nor `istio.io/rev`, unless it is
+    an ambient namespace (injection/injection.go)."""
     for namespace in inventory.of_kind("Namespace"):
-        if namespace.name in SYSTEM_NAMESPACES | {"istio-system"}:
+        if namespace.name in SYSTEM_NAMESPACES | {ROOT_NAMESPACE}:
             continue
+        if namespace.labels.get(AMBIENT_MODE_LABEL) == AMBIENT:
+            continue  # ambient: no sidecars to inject (injection.go returns before IST0102)
         if "istio-injection" not in namespace.labels and "istio.io/rev" not in namespace.labels:
             inventory.report(
                 "IST0102",
@@ -57,41 +82,42 @@ def namespace_injection(inventory: Inventory) -> None:
             )
 
 
-def _protocol_known(port: Mapping[str, Any]) -> bool:
-    """Istio's pkg/config/kube/conversion.go ConvertProtocol: UDP is UDP; otherwise appProtocol
-    if set, else the port name, up to its first "-" ("grpc-web" whole)."""
-    if port.get("protocol") == "UDP":
-        return True
-    name = str(port.get("appProtocol") or port.get("name") or "")
-    if name in KUBERNETES_APP_PROTOCOLS or name.lower().startswith("grpc-web"):
-        return True
-    return name.split("-", 1)[0].lower() in ISTIO_PROTOCOLS or port.get("port") in WELL_KNOWN_TCP_PORTS
-
-
 def service_port_names(inventory: Inventory) -> None:
-    """IST0118 for a Service port whose protocol Istio cannot tell (service/portname.go)."""
+    """IST0118 for a Service port whose protocol Istio cannot tell (service/portname.go), except
+    on Istio's own Services: the control plane's, and the gateways and waypoints its
+    controllers manage (a waypoint's HBONE port has no sidecar protocol name)."""
     for service in inventory.of_kind("Service"):
-        if service.namespace in SYSTEM_NAMESPACES:
+        if service.namespace in SYSTEM_NAMESPACES or is_istio_control_plane(service):
             continue
-        for port in service.spec.get("ports") or []:
-            if not _protocol_known(port):
+        if service.labels.get(MANAGED_GATEWAY_LABEL) in MANAGED_GATEWAY_VALUES:
+            continue
+        for port in Service.of(service).ports:
+            if port.istio_protocol == UNSUPPORTED_PROTOCOL:
                 inventory.report(
                     "IST0118",
                     service,
-                    f"Port name {port.get('name', '')} (port: {port.get('port')}, targetPort: "
-                    f"{port.get('targetPort', '')}) doesn't follow the naming convention of Istio port.",
+                    f"Port name {port.name} (port: {port.port}, targetPort: "
+                    f"{port.target_port}) doesn't follow the naming convention of Istio port.",
                 )
 
 
 def _run_as_users(workload: Workload) -> list[int]:
     users = [(workload.pod_spec.get("securityContext") or {}).get("runAsUser")]
-    users += [(c.get("securityContext") or {}).get("runAsUser") for c in workload.containers(init=False)]
+    users += [
+        (c.get("securityContext") or {}).get("runAsUser")
+        for c in workload.containers(init=False)
+        if c.get("name") not in PROXY_CONTAINERS
+    ]
     return [u for u in users if u is not None]
 
 
 def application_uid(inventory: Inventory) -> None:
-    """IST0144 for a workload that runs as the sidecar's UID 1337 (deployment/pod.go)."""
+    """IST0144 for a Pod or Deployment that runs as the sidecar's UID 1337, at pod level or in
+    a container other than the proxy's (deployment/pod.go ApplicationUIDAnalyzer: Pods and
+    Deployments only, the control plane's own left out)."""
     for workload in inventory.workloads:
+        if workload.owner.kind not in ("Pod", "Deployment") or is_istio_control_plane(workload.owner):
+            continue
         if SIDECAR_UID in _run_as_users(workload):
             inventory.report(
                 "IST0144", workload.owner, "User ID (UID) 1337 is reserved for the sidecar proxy."
@@ -121,11 +147,23 @@ def localhost_listeners(inventory: Inventory) -> None:
 
 
 def authorization_policy_workloads(inventory: Inventory) -> None:
-    """IST0127 for an AuthorizationPolicy that selects no pod, or a namespace-wide one in a
-    namespace without pods (authz/authorizationpolicies.go analyzeNoMatchingWorkloads)."""
+    """IST0127 for an AuthorizationPolicy that selects no pod of the mesh
+    (authz/authorizationpolicies.go analyzeNoMatchingWorkloads). In the root namespace a
+    policy applies mesh-wide: without a selector it is never reported, with one it needs a
+    matching pod in any namespace. Elsewhere a policy without a selector needs a pod in its
+    namespace, one with a selector (`selector: {}` included) a matching pod there. A
+    `targetRef` policy has no selector. Pods count when in the mesh or ambient."""
+    pods = mesh_pods(inventory)
     for policy in inventory.of_kind("AuthorizationPolicy"):
-        selector = (policy.spec.get("selector") or {}).get("matchLabels")
-        if not inventory.workloads_selected(policy.namespace, selector):
+        raw = policy.spec.get("selector")
+        selector = None if raw is None else dict((raw or {}).get("matchLabels") or {})
+        if policy.namespace == ROOT_NAMESPACE:
+            if selector is None:
+                continue
+            candidates = pods
+        else:
+            candidates = [p for p in pods if p.namespace == policy.namespace]
+        if not any(selects(selector, p.labels) for p in candidates):
             labels = ",".join(f"{k}={v}" for k, v in sorted((selector or {}).items()))
             inventory.report(
                 "IST0127",
@@ -203,12 +241,13 @@ def telemetry_providers(inventory: Inventory) -> None:
 
 
 def workloads_covered(inventory: Inventory) -> None:
-    """KIA1301 for a workload no AuthorizationPolicy applies to (Kiali
-    business/checkers/workloads: workload.authorizationpolicy.needstobecovered)."""
+    """KIA1301 for a workload no AuthorizationPolicy covers (Kiali business/checkers/workloads
+    uncovered_workload_checker.go hasCoveringAuthPolicy: a policy of its namespace or of the
+    root namespace whose selector is absent or matches)."""
     policies = inventory.of_kind("AuthorizationPolicy")
     for workload in inventory.workloads:
         if not any(
-            policy.namespace == workload.namespace
+            policy.namespace in (workload.namespace, ROOT_NAMESPACE)
             and selects((policy.spec.get("selector") or {}).get("matchLabels"), workload.labels)
             for policy in policies
         ):
