@@ -90,8 +90,8 @@ def _peer_of(*metadata_sets: Metadata | None) -> str:
     return ""
 
 
-class _Call:
-    """One relayed call's bookkeeping, for the observer."""
+class CallTally:
+    """One relayed call as its observer will see it: kept by the relay while the call runs."""
 
     __slots__ = ("caller", "received", "request_bytes", "requests", "response_bytes", "responses", "started")
 
@@ -106,6 +106,32 @@ class _Call:
             self.requests += 1
             self.request_bytes += len(request)
             yield request
+
+    def report(
+        self,
+        observer: CallObserver,
+        path: str,
+        code: grpc.StatusCode,
+        headers: Metadata | None,
+        trailers: Metadata | None,
+    ) -> None:
+        """Hands the ended call to `observer`; an observer's failure is logged, not raised."""
+        observed = RelayedCall(
+            method=path,
+            caller=self.caller,
+            request_headers=self.received,
+            code=code,
+            request_messages=self.requests,
+            request_bytes=self.request_bytes,
+            response_messages=self.responses,
+            response_bytes=self.response_bytes,
+            duration=time.perf_counter() - self.started,
+            upstream_peer=_peer_of(headers, trailers),
+        )
+        try:
+            observer.observe(observed)
+        except Exception:  # an observer's bug must not fail the call it watched
+            log.exception("call observer failed")
 
 
 class Relay(_GenericRpcHandler):
@@ -148,38 +174,22 @@ class Relay(_GenericRpcHandler):
         return handler
 
     # -- per call ------------------------------------------------------------------------
-    def _begin(self, context: grpc.ServicerContext) -> tuple[_Call, Metadata]:
+    def _begin(self, context: grpc.ServicerContext) -> tuple[CallTally, Metadata]:
         received: Metadata = tuple(context.invocation_metadata())
         metadata = forwardable(received)
         caller = self._inbound(metadata, context) if self._inbound is not None else None
-        return _Call(received, caller), tuple(metadata)
+        return CallTally(received, caller), tuple(metadata)
 
     def _end(
         self,
         path: str,
-        call: _Call,
+        call: CallTally,
         code: grpc.StatusCode,
         headers: Metadata | None,
         trailers: Metadata | None,
     ) -> None:
-        if self._observer is None:
-            return
-        observed = RelayedCall(
-            method=path,
-            caller=call.caller,
-            request_headers=call.received,
-            code=code,
-            request_messages=call.requests,
-            request_bytes=call.request_bytes,
-            response_messages=call.responses,
-            response_bytes=call.response_bytes,
-            duration=time.perf_counter() - call.started,
-            upstream_peer=_peer_of(headers, trailers),
-        )
-        try:
-            self._observer.observe(observed)
-        except Exception:  # an observer's bug must not fail the call it watched
-            log.exception("call observer failed")
+        if self._observer is not None:
+            call.report(self._observer, path, code, headers, trailers)
 
     def _send_headers(self, context: grpc.ServicerContext, headers: Metadata | None) -> None:
         context.send_initial_metadata((*(headers or ()), *self._response_headers))
@@ -187,7 +197,7 @@ class Relay(_GenericRpcHandler):
     def _fail(
         self,
         path: str,
-        call: _Call,
+        call: CallTally,
         context: grpc.ServicerContext,
         failure: grpc.RpcError,
         headers_sent: bool,
@@ -261,7 +271,7 @@ class Relay(_GenericRpcHandler):
         return grpc.stream_stream_rpc_method_handler(relay)
 
     def _relay_answers(
-        self, path: str, call: _Call, context: grpc.ServicerContext, answers: Any
+        self, path: str, call: CallTally, context: grpc.ServicerContext, answers: Any
     ) -> Iterator[bytes]:
         """The upstream's side of a streaming call: headers once it sends any (or with its
         first message), each message as it comes, then its status and trailers."""

@@ -17,7 +17,7 @@ from grpc_reflection.v1alpha import reflection
 from services.runtime.contracts import Method
 from services.runtime.reflection import enable_reflection
 from shopmesh.localmesh.methods import KnownMethods, declared_methods, reflected_methods
-from shopmesh.localmesh.proxyload import bytes_service_file
+from shopmesh.localmesh.proxybench.peers import bytes_service_file
 
 ECHO_FILE = bytes_service_file(
     "methodtest", "Echo", {"Unary": (False, False), "Watch": (False, True), "Chat": (True, True)}

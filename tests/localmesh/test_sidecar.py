@@ -30,7 +30,7 @@ from shopmesh.localmesh.bootstrap import write_bootstrap
 from shopmesh.localmesh.ca import IdentityFiles, spiffe_id
 from shopmesh.localmesh.placement import Instance, place
 from shopmesh.localmesh.processes import ManagedProcess
-from shopmesh.localmesh.proxyload import bytes_service_file
+from shopmesh.localmesh.proxybench.peers import bytes_service_file
 from shopmesh.localmesh.state import MeshState
 from shopmesh.localmesh.supervisor import free_port
 from shopmesh.localmesh.translate.objects import MeshObjects

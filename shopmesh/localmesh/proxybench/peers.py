@@ -1,8 +1,9 @@
-"""The two peers of the proxy benchmark (shopmesh.localmesh.proxybench), each its own process.
+"""The two peers of the proxy benchmark, each its own process.
 
-    python -m shopmesh.localmesh.proxyload echo ADDRESS
-    python -m shopmesh.localmesh.proxyload load TARGET --credentials insecure|xds
+    python -m shopmesh.localmesh.proxybench.peers echo ADDRESS
+    python -m shopmesh.localmesh.proxybench.peers load TARGET --credentials insecure|xds
                                                 --concurrency N --calls N --warmup N --size BYTES
+                                                [--rate CALLS_PER_SECOND]
 
 `echo` is the cheapest service there is: a grpc.aio server answering `/bench.Echo/Unary` with
 the request it got (raw bytes: no message class, no interceptor, no database), plus gRPC
@@ -85,14 +86,23 @@ def _channel(target: str, credentials: str) -> grpc.aio.Channel:
 
 
 async def _calls(
-    call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes], request: bytes, count: int, concurrency: int
+    call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes],
+    request: bytes,
+    count: int,
+    concurrency: int,
+    rate: float | None = None,
 ) -> tuple[list[float], Counter[str]]:
+    """`count` calls from `concurrency` tasks; with `rate`, call i starts no earlier than i/rate
+    seconds in (an open schedule, as traffic from many clients arrives)."""
     latencies: list[float] = []
     failures: Counter[str] = Counter()
     remaining = iter(range(count))
+    origin = time.perf_counter()
 
     async def worker() -> None:
-        for _ in remaining:  # one loop: the shared iterator hands out the calls
+        for index in remaining:  # one loop: the shared iterator hands out the calls
+            if rate is not None:
+                await asyncio.sleep(max(0.0, origin + index / rate - time.perf_counter()))
             began = time.perf_counter()
             try:
                 await call(request, timeout=CALL_TIMEOUT_SECONDS)
@@ -113,7 +123,9 @@ async def run_load(arguments: argparse.Namespace) -> None:
         print("WARM", flush=True)
         await asyncio.to_thread(sys.stdin.readline)
         began = time.perf_counter()
-        latencies, failures = await _calls(call, request, arguments.calls, arguments.concurrency)
+        latencies, failures = await _calls(
+            call, request, arguments.calls, arguments.concurrency, arguments.rate
+        )
         report: dict[str, Any] = {
             "seconds": time.perf_counter() - began,
             "latencies": latencies,
@@ -124,7 +136,7 @@ async def run_load(arguments: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m shopmesh.localmesh.proxyload")
+    parser = argparse.ArgumentParser(prog="python -m shopmesh.localmesh.proxybench.peers")
     roles = parser.add_subparsers(dest="role", required=True)
     echo = roles.add_parser("echo", help="serve the echo")
     echo.add_argument("address")
@@ -135,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     load.add_argument("--calls", type=int, default=1000)
     load.add_argument("--warmup", type=int, default=200)
     load.add_argument("--size", type=int, default=64, help="request bytes")
+    load.add_argument("--rate", type=float, help="calls per second (default: as fast as they go)")
     arguments = parser.parse_args(argv)
     if arguments.role == "echo":
         asyncio.run(serve_echo(arguments.address))
