@@ -60,8 +60,8 @@ UPSTREAM_OPTIONS = [*UNLIMITED_MESSAGES, (grpc.experimental.ChannelOptions.Singl
 #: ingress's `x-request-id`) and returns the caller's verified identity, if it has one.
 Inbound: TypeAlias = Callable[[list[tuple[str, str | bytes]], grpc.ServicerContext], str | None]
 
-#: Relayed methods carry raw bytes, a local handler its own messages: the handler types stay
-#: open. (grpc's classes are generic only in grpc-stubs, not at run time: hence the quotes.)
+#: Relayed methods carry raw bytes: the handler types stay open. (grpc's classes are generic
+#: only in grpc-stubs, not at run time: hence the quotes.)
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 if TYPE_CHECKING:
     _GenericRpcHandler = grpc.GenericRpcHandler[Any, Any]
@@ -205,28 +205,26 @@ class Relay(_GenericRpcHandler):
         """Hands the upstream's failure (or the proxy's own, e.g. UNAVAILABLE: no upstream)
         back as it came: headers if the upstream sent any, else Trailers-Only if allowed."""
         failed: grpc.Call = failure  # type: ignore[assignment]
-        headers = failed.initial_metadata()
-        trailers = self._trailers(context, headers_sent, headers, failed.trailing_metadata())
+        headers, trailers = failed.initial_metadata(), failed.trailing_metadata()
+        self._finish(context, headers_sent, headers, trailers)
         self._end(path, call, failed.code(), headers, trailers)
         context.abort(failed.code(), failed.details() or "")
 
-    def _trailers(
+    def _finish(
         self,
         context: grpc.ServicerContext,
         headers_sent: bool,
         headers: Metadata | None,
         trailers: Metadata | None,
-    ) -> Metadata:
-        """Sends the response headers unless sent or Trailers-Only is due; sets the trailers
-        (with the proxy's own headers in a Trailers-Only reply) and returns them."""
-        trailers = tuple(trailers or ())
-        if not headers_sent:
-            if headers or not self._trailers_only:
+    ) -> None:
+        """Sends the response headers unless sent or Trailers-Only is due, and sets the
+        trailers (with the proxy's own headers in them in a Trailers-Only reply)."""
+        if headers_sent or headers or not self._trailers_only:
+            if not headers_sent:
                 self._send_headers(context, headers)
-            else:
-                trailers = (*trailers, *self._response_headers)
-        context.set_trailing_metadata(trailers)
-        return trailers
+            context.set_trailing_metadata(trailers or ())
+        else:
+            context.set_trailing_metadata((*(trailers or ()), *self._response_headers))
 
     # -- handlers by shape -----------------------------------------------------------------
     def _unary_unary(self, path: str) -> Handler:
@@ -240,9 +238,9 @@ class Relay(_GenericRpcHandler):
             except grpc.RpcError as failure:
                 self._fail(path, call, context, failure, headers_sent=False)
                 raise  # not reached: abort raised
-            headers = answered.initial_metadata()
-            self._send_headers(context, headers)
-            trailers = self._trailers(context, True, headers, answered.trailing_metadata())
+            headers, trailers = answered.initial_metadata(), answered.trailing_metadata()
+            self._send_headers(context, headers)  # with a message to send: never Trailers-Only
+            self._finish(context, True, headers, trailers)
             call.responses, call.response_bytes = 1, len(response)
             self._end(path, call, grpc.StatusCode.OK, headers, trailers)
             return response  # type: ignore[no-any-return]
@@ -291,7 +289,8 @@ class Relay(_GenericRpcHandler):
                 yield message
         except grpc.RpcError as failure:
             self._fail(path, call, context, failure, headers_sent)
-        trailers = self._trailers(context, headers_sent, headers, answers.trailing_metadata())
+        trailers = answers.trailing_metadata()
+        self._finish(context, headers_sent, headers, trailers)
         self._end(path, call, grpc.StatusCode.OK, headers, trailers)
 
 

@@ -214,6 +214,9 @@ def test_a_reply_without_headers_is_trailers_only_where_allowed_so_the_callers_r
         assert rig.app.attempts["Unavailable"] == 1
         assert own_header in tuple(error.initial_metadata())
     assert len(rig.observer.calls) == rig.app.attempts["Unavailable"]
+    assert {call.upstream_peer for call in rig.observer.calls} == {
+        ""
+    }  # the relay's own is not the upstream's
 
 
 def test_an_upstream_that_sent_headers_before_failing_is_not_retried_through_the_relay(rig: Rig) -> None:
