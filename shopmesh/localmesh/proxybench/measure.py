@@ -38,8 +38,10 @@ def _percentiles(latencies: list[float]) -> dict[str, float | None]:
 
 @contextmanager
 def _profiled(directory: Path | None, name: str, pid: int) -> Iterator[None]:
-    """Meanwhile, py-spy records `pid`'s Python stacks into `directory/name.txt` (collapsed) and
-    perf counts its context switches into `directory/name.perf`, each when installed."""
+    """Meanwhile, py-spy records `pid`'s Python stacks into `directory/name.txt` (collapsed),
+    `perf stat` counts its context switches into `directory/name.perf` and `perf record`
+    samples it into `directory/name.perf.data` (`perf report -i ... --sort dso`), each when
+    installed."""
     if directory is None:
         yield
         return
@@ -56,6 +58,9 @@ def _profiled(directory: Path | None, name: str, pid: int) -> Iterator[None]:
             ["perf", "stat", "-e", "task-clock,context-switches,cpu-migrations", "-p", str(pid),
              "-o", str(directory / f"{name}.perf")]
         )  # fmt: skip
+        commands.append(
+            ["perf", "record", "-F", "999", "-g", "-p", str(pid), "-o", str(directory / f"{name}.perf.data")]
+        )
     recorders = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for c in commands]
     time.sleep(1.0 if recorders else 0)  # they attach
     try:
