@@ -31,6 +31,7 @@ from shopmesh.localmesh.ca import IdentityFiles, spiffe_id
 from shopmesh.localmesh.placement import Instance, place
 from shopmesh.localmesh.processes import ManagedProcess
 from shopmesh.localmesh.proxybench.peers import bytes_service_file
+from shopmesh.localmesh.proxybench.rig import echo_manifests
 from shopmesh.localmesh.state import MeshState
 from shopmesh.localmesh.supervisor import free_port
 from shopmesh.localmesh.translate.objects import MeshObjects
@@ -39,38 +40,7 @@ ECHO_PORT = 50061
 #: Short enough that certificates rotate during these tests (renewed at half life, re-read by
 #: gRPC every 5 s: bootstrap.CERTIFICATE_REFRESH), long enough to outlive one refresh.
 CERTIFICATE_LIFETIME = 12
-MANIFESTS = f"""
-apiVersion: v1
-kind: Service
-metadata: {{name: echo, namespace: shop}}
-spec:
-  selector: {{app: echo}}
-  ports: [{{name: grpc-echo, port: {ECHO_PORT}, targetPort: {ECHO_PORT}}}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: echo, namespace: shop}}
-spec:
-  template:
-    metadata: {{labels: {{app: echo}}}}
-    spec:
-      serviceAccountName: echo
-      containers: [{{name: echo, ports: [{{name: grpc, containerPort: {ECHO_PORT}}}]}}]
----
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {{name: default, namespace: shop}}
-spec: {{mtls: {{mode: STRICT}}}}
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {{name: echo, namespace: shop}}
-spec:
-  selector: {{matchLabels: {{app: echo}}}}
-  rules:
-  - from: [{{source: {{principals: [cluster.local/ns/shop/sa/order]}}}}]
-    to: [{{operation: {{paths: ["/test.Echo/*"]}}}}]
-"""
+MANIFESTS = echo_manifests(["cluster.local/ns/shop/sa/order"], ["/test.Echo/*"], port=ECHO_PORT)
 
 
 def _identity(data: bytes) -> bytes:

@@ -3,8 +3,8 @@
     python -m shopmesh.localmesh.proxybench.orders [--orders 300] [--concurrency 2]
                                                    [--to ingress|app] [--json]
 
-Starts the project's canary mesh (shopmesh.localmesh.supervisor, as the tests do: copies of
-k8s/ and istio/, a random subnet, free ports, embedded SQLite under a temporary directory),
+Starts the project's canary mesh (shopmesh.localmesh.supervisor, as `scripts/up` does, but on a
+random subnet, free ports and embedded SQLite under a temporary directory),
 tops up the bought product's stock, makes a few unmeasured orders, then `--orders` CreateOrder
 calls (tok_visa, one item) `--concurrency` at a time, either through the ingress (ingress →
 order's sidecar → order, whose calls to inventory and payment cross their sidecars) or
@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import random
-import shutil
 import sys
 import tempfile
 import time
@@ -74,13 +74,9 @@ async def create_orders(
 
 def run(orders: int, concurrency: int, to: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="shopmesh-orders-") as directory:
-        project = Path(directory)
-        for part in ("k8s", "istio"):
-            shutil.copytree(ROOT / part, project / part)
-        settings = MeshSettings(
-            root=ROOT,
-            sources=[project / "k8s" / "overlays" / "canary", project / "istio" / "overlays" / "canary"],
-            state=project / "state",
+        settings = dataclasses.replace(  # the project's canary mesh, on ports and a subnet of its own
+            MeshSettings.for_project(ROOT),
+            state=Path(directory),
             subnet=random.randint(100, 250),
             control_plane=f"127.0.0.1:{free_port()}",
             ingress=f"127.0.0.1:{free_port()}",

@@ -6,11 +6,12 @@ with STRICT mTLS and an AuthorizationPolicy in force; the echo is this package's
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +29,18 @@ from shopmesh.localrun import wait_serving
 ECHO_PORT = 50061
 CLIENT_ACCOUNT = "bench-client"
 START_TIMEOUT_SECONDS = 60.0
-MANIFESTS = f"""
+
+
+def echo_manifests(principals: Sequence[str], paths: Sequence[str], port: int = ECHO_PORT) -> str:
+    """An `echo` workload in namespace shop (Service, Deployment with service account `echo`,
+    a gRPC port), STRICT mTLS, and an AuthorizationPolicy admitting `principals` to `paths`."""
+    return f"""
 apiVersion: v1
 kind: Service
 metadata: {{name: echo, namespace: shop}}
 spec:
   selector: {{app: echo}}
-  ports: [{{name: grpc-echo, port: {ECHO_PORT}, targetPort: {ECHO_PORT}}}]
+  ports: [{{name: grpc-echo, port: {port}, targetPort: {port}}}]
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -44,7 +50,7 @@ spec:
     metadata: {{labels: {{app: echo, version: v1}}}}
     spec:
       serviceAccountName: echo
-      containers: [{{name: echo, ports: [{{name: grpc, containerPort: {ECHO_PORT}}}]}}]
+      containers: [{{name: echo, ports: [{{name: grpc, containerPort: {port}}}]}}]
 ---
 apiVersion: security.istio.io/v1
 kind: PeerAuthentication
@@ -57,13 +63,22 @@ metadata: {{name: echo, namespace: shop}}
 spec:
   selector: {{matchLabels: {{app: echo}}}}
   rules:
-  - from:
-    - source:
-        principals:
-        - cluster.local/ns/shop/sa/{CLIENT_ACCOUNT}
-        - cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account
-    to: [{{operation: {{paths: ["/bench.Echo/*", "/grpc.reflection.*"]}}}}]
----
+  - from: [{{source: {{principals: {json.dumps(list(principals))}}}}}]
+    to: [{{operation: {{paths: {json.dumps(list(paths))}}}}}]
+"""
+
+
+#: The echo, callable by the bench's client and the ingress gateway, and the gateway's route
+#: to it (reflection too, from which the ingress learns the echo's method is unary).
+MANIFESTS = (
+    echo_manifests(
+        [
+            f"cluster.local/ns/shop/sa/{CLIENT_ACCOUNT}",
+            "cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account",
+        ],
+        ["/bench.Echo/*", "/grpc.reflection.*"],
+    )
+    + f"""---
 apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {{name: bench-gateway, namespace: shop}}
@@ -81,6 +96,7 @@ spec:
   - match: [{{uri: {{prefix: /bench.Echo/}}}}, {{uri: {{prefix: /grpc.reflection.}}}}]
     route: [{{destination: {{host: echo.shop.svc.cluster.local, port: {{number: {ECHO_PORT}}}}}}}]
 """
+)
 
 
 @dataclass
