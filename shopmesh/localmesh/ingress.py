@@ -1,11 +1,18 @@
 """The ingress gateway: plaintext gRPC in (where grpcurl points), mTLS into the mesh out.
 
 Istio's ingress gateway is an Envoy whose routes come from the VirtualServices bound to a
-Gateway. Ours is a gRPC server on 127.0.0.1 forwarding every call, as raw bytes, through one
-xDS channel whose routes the control plane builds from those same VirtualServices; the
-channel's certificates are the gateway's own identity
+Gateway. Ours is a gRPC server on 127.0.0.1 relaying every call, as raw bytes
+(shopmesh.localmesh.forwarding), through one xDS channel whose routes the control plane builds
+from those same VirtualServices; the channel's certificates are the gateway's own identity
 (`spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account`), so every
-sidecar's authorization policy sees the caller it would in a cluster.
+sidecar's authorization policy sees the caller it would in a cluster. Which methods are unary
+it knows from the declared contracts and learns through its reflection route
+(shopmesh.localmesh.methods).
+
+It answers `grpc.health.v1.Health` itself, for "" (the gateway as a whole), as Istio's gateway
+answers its readiness probe itself: SERVING once it can route — its xDS channel has the
+gateway's listener and routes and a connection to a backend (channel state READY) — and
+NOT_SERVING before, whenever the mesh is out of reach, and from the moment it begins to stop.
 
 Run as `python -m shopmesh.localmesh.ingress` with GRPC_XDS_BOOTSTRAP set to its bootstrap.
 """
@@ -13,6 +20,7 @@ Run as `python -m shopmesh.localmesh.ingress` with GRPC_XDS_BOOTSTRAP set to its
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import uuid
 from collections.abc import Sequence
@@ -20,35 +28,74 @@ from concurrent import futures
 
 import grpc
 import grpc.experimental
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from shopmesh.localmesh.forwarding import UNLIMITED_MESSAGES, Forwarder, serve_until_signalled
+from shopmesh.localmesh.forwarding import UNLIMITED_MESSAGES, UPSTREAM_OPTIONS, Relay, serve_until_signalled
+from shopmesh.localmesh.methods import KnownMethods, declared_methods, reflected_methods
+from shopmesh.localmesh.observation import CallObserver
 
 log = logging.getLogger("shopmesh.localmesh.ingress")
 
 REQUEST_ID = "x-request-id"
+#: The mesh channel never goes idle: its connectivity is the gateway's health, and an idle
+#: channel would say nothing (gRPC's default idles it after 30 minutes without calls).
+NEVER_IDLE = [("grpc.client_idle_timeout_ms", 2**31 - 1)]
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-def add_request_id(metadata: list[tuple[str, str | bytes]], _context: grpc.ServicerContext) -> None:
-    """Envoy at the edge gives each request an `x-request-id` unless the client sent one."""
+def add_request_id(metadata: list[tuple[str, str | bytes]], _context: grpc.ServicerContext) -> str | None:
+    """Envoy at the edge gives each request an `x-request-id` unless the client sent one.
+    The ingress's callers present no certificate: no caller identity."""
     if not any(key == REQUEST_ID for key, _ in metadata):
         metadata.append((REQUEST_ID, str(uuid.uuid4())))
+    return None
 
 
-def build_server(listen: str, target: str, workers: int = 64) -> tuple[grpc.Server, int]:
+class GatewayHealth:
+    """`grpc.health.v1` for "": follows the mesh channel's connectivity until `stop()`."""
+
+    def __init__(self, mesh: grpc.Channel) -> None:
+        self.servicer = health.HealthServicer()
+        self.servicer.set("", NOT_SERVING)
+        self._mesh = mesh
+        mesh.subscribe(self._follow, try_to_connect=True)
+
+    def _follow(self, state: grpc.ChannelConnectivity) -> None:
+        log.info("mesh channel %s", state.name)
+        self.servicer.set("", SERVING if state == grpc.ChannelConnectivity.READY else NOT_SERVING)
+        if state == grpc.ChannelConnectivity.IDLE:
+            # Disconnected (or never connected): connect again, so the state says something.
+            # (A subscription asks to connect only once; this future asks until READY.)
+            grpc.channel_ready_future(self._mesh)
+
+    def stop(self) -> None:
+        self._mesh.unsubscribe(self._follow)
+        self.servicer.enter_graceful_shutdown()
+
+
+def build_server(
+    listen: str, target: str, workers: int = 64, observer: CallObserver | None = None
+) -> tuple[grpc.Server, int, GatewayHealth]:
     mesh = grpc.secure_channel(
         target,
         grpc.xds_channel_credentials(grpc.experimental.insecure_channel_credentials()),
-        options=UNLIMITED_MESSAGES,
+        options=[*UPSTREAM_OPTIONS, *NEVER_IDLE],
     )
+    methods = KnownMethods(declared_methods(), source=functools.partial(reflected_methods, mesh))
+    methods.start_learning()
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingress"),
-        handlers=[Forwarder(lambda _method: mesh, decorate=add_request_id)],
+        handlers=[Relay(mesh, methods, inbound=add_request_id, observer=observer)],
         options=UNLIMITED_MESSAGES,
     )
+    gateway_health = GatewayHealth(mesh)
+    # Registered methods come before the relay: the gateway answers its health itself.
+    health_pb2_grpc.add_HealthServicer_to_server(gateway_health.servicer, server)
     port = server.add_insecure_port(listen)
     if port == 0:
         raise SystemExit(f"ingress: cannot listen on {listen}")
-    return server, port
+    return server, port, gateway_health
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -57,8 +104,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--target", required=True, help="xds:///<the gateway's listener>")
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s ingress %(levelname)s %(message)s")
-    server, _port = build_server(arguments.listen, arguments.target)
-    serve_until_signalled(server, f"{arguments.listen} -> {arguments.target}")
+    server, _port, gateway_health = build_server(arguments.listen, arguments.target)
+    serve_until_signalled(server, f"{arguments.listen} -> {arguments.target}", on_stop=gateway_health.stop)
 
 
 if __name__ == "__main__":

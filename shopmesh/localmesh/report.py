@@ -29,7 +29,7 @@ def describe(mesh: LocalMesh) -> str:
     examples = grpcurl_examples(
         order=host,
         inventory=host,
-        health_check=False,
+        health_check=True,
         more=[
             f"{GRPCURL} -H 'x-canary: true' -d {canary} {host} shop.order.v1.OrderService/ListOrders"
             "   # always order v2 (the canary overlay's header route)",

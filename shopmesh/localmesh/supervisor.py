@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from shopmesh.launch.processes import ManagedProcess
-from shopmesh.launch.readiness import accepts_connections, free_port, wait_listening
+from shopmesh.launch.readiness import accepts_connections, free_port, wait_listening, wait_serving
 from shopmesh.launch.service import ServiceProcess
 from shopmesh.localmesh.bootstrap import write_bootstrap
 from shopmesh.localmesh.ca import IdentityFiles
@@ -103,7 +103,9 @@ class LocalMesh:
         if self.gateway_target:
             # its own line first: a port someone else holds would answer the TCP check
             self.processes["ingress"].wait_for_line("STARTED", timeout)
-            wait_listening(self.processes["ingress"], settings.ingress, timeout)
+            # SERVING once its mesh channel is ready: a first grpcurl call never meets the
+            # channel's initial reconnect backoff.
+            wait_serving(self.processes["ingress"], settings.ingress, timeout)
 
     def identity_files(self, spiffe_uri: str) -> IdentityFiles:
         return IdentityFiles(self.state.identities_directory / spiffe_uri.removeprefix("spiffe://"))

@@ -1,6 +1,8 @@
 """The sidecar as a proxy: any method, as raw bytes, with metadata, deadline, status and status
 details passed through unchanged and `x-forwarded-client-cert` added — checked against an
-echo service that reports what it received (the real services cannot)."""
+echo service that reports what it received (the real services cannot). The echo serves
+reflection (v1alpha only), so the sidecar relays its unary and server-streaming methods by
+their shapes; a method it does not describe goes the generic stream way."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import base64
 import hashlib
 import random
 import sys
+import time
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass
@@ -17,8 +20,9 @@ import grpc
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, descriptor_pool
 from google.rpc import error_details_pb2, status_pb2
+from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
 from localmesh.meshcalls import probe
@@ -27,6 +31,8 @@ from shopmesh.launch.readiness import free_port
 from shopmesh.localmesh.bootstrap import write_bootstrap
 from shopmesh.localmesh.ca import IdentityFiles, spiffe_id
 from shopmesh.localmesh.placement import Instance, place
+from shopmesh.localmesh.proxybench.peers import bytes_service_file
+from shopmesh.localmesh.proxybench.rig import echo_manifests
 from shopmesh.localmesh.state import MeshState
 from shopmesh.manifests.model import MeshObjects
 
@@ -34,38 +40,7 @@ ECHO_PORT = 50061
 #: Short enough that certificates rotate during these tests (renewed at half life, re-read by
 #: gRPC every 5 s: bootstrap.CERTIFICATE_REFRESH), long enough to outlive one refresh.
 CERTIFICATE_LIFETIME = 12
-MANIFESTS = f"""
-apiVersion: v1
-kind: Service
-metadata: {{name: echo, namespace: shop}}
-spec:
-  selector: {{app: echo}}
-  ports: [{{name: grpc-echo, port: {ECHO_PORT}, targetPort: {ECHO_PORT}}}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: echo, namespace: shop}}
-spec:
-  template:
-    metadata: {{labels: {{app: echo}}}}
-    spec:
-      serviceAccountName: echo
-      containers: [{{name: echo, ports: [{{name: grpc, containerPort: {ECHO_PORT}}}]}}]
----
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {{name: default, namespace: shop}}
-spec: {{mtls: {{mode: STRICT}}}}
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {{name: echo, namespace: shop}}
-spec:
-  selector: {{matchLabels: {{app: echo}}}}
-  rules:
-  - from: [{{source: {{principals: [cluster.local/ns/shop/sa/order]}}}}]
-    to: [{{operation: {{paths: ["/test.Echo/*"]}}}}]
-"""
+MANIFESTS = echo_manifests(["cluster.local/ns/shop/sa/order"], ["/test.Echo/*"], port=ECHO_PORT)
 
 
 def _identity(data: bytes) -> bytes:
@@ -108,8 +83,14 @@ class Echo(grpc.GenericRpcHandler):
         return None
 
 
+#: What the echo's reflection describes (raw bytes: no .proto is compiled for it); `Nope` is
+#: not described.
+ECHO_METHODS = {"Unary": (False, False), "Fail": (False, False), "Stream": (False, True)}
+
+
 @dataclass
 class EchoPod:
+    sidecar: ManagedProcess
     client_bootstrap: Path
     client_identity: IdentityFiles
     target: str
@@ -129,6 +110,9 @@ def echo_pod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EchoPod]:
     order = spiffe_id("shop", "order")
     processes = []
     app = grpc.server(futures.ThreadPoolExecutor(max_workers=8), handlers=[Echo()])
+    descriptors = descriptor_pool.DescriptorPool()
+    descriptors.Add(bytes_service_file("test", "Echo", ECHO_METHODS))
+    reflection.enable_server_reflection(("test.Echo", reflection.SERVICE_NAME), app, pool=descriptors)
     app_port = app.add_insecure_port("127.0.0.1:0")
     app.start()
     try:
@@ -152,12 +136,17 @@ def echo_pod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EchoPod]:
         ).start()  # fmt: skip
         processes.append(sidecar)
         sidecar.wait_for_line("STARTED", 30)
+        deadline = time.monotonic() + 30
+        while "knows" not in sidecar.logs():  # it learned the echo's methods from its reflection
+            assert time.monotonic() < deadline, sidecar.logs()
+            time.sleep(0.05)
         client_identity = IdentityFiles(identities / order.removeprefix("spiffe://"))
         client = Instance("client", "client", "shop", {}, "order", "127.0.0.1", ())
         client_bootstrap = write_bootstrap(
             state.bootstrap_file("client"), client, control_plane, client_identity
         )
-        yield EchoPod(client_bootstrap, client_identity, f"xds:///echo.shop.svc.cluster.local:{ECHO_PORT}")
+        target = f"xds:///echo.shop.svc.cluster.local:{ECHO_PORT}"
+        yield EchoPod(sidecar, client_bootstrap, client_identity, target)
     finally:
         for process in reversed(processes):
             process.stop()
@@ -203,6 +192,16 @@ def test_status_message_and_details_come_back_unchanged(echo_pod: EchoPod) -> No
     info = error_details_pb2.ErrorInfo()
     assert status.details[0].Unpack(info)
     assert (status.code, info.reason, info.domain) == (9, "ECHO_REFUSED", "echo.test")
+
+
+def test_a_failure_comes_back_after_response_headers_and_the_sidecar_lives_on(echo_pod: EchoPod) -> None:
+    """The echo's error is Trailers-Only; grpc-core's xDS server would abort the process if the
+    sidecar answered so (docs/local-mesh.md): it sends its headers first."""
+    for method in ("/test.Echo/Fail", "/test.Echo/Nope"):  # the unary relay and the stream relay
+        result = _call(echo_pod, method)
+        assert result["code"] in ("FAILED_PRECONDITION", "UNIMPLEMENTED"), result
+        assert result["headers"]["x-envoy-peer-metadata-id"].startswith("sidecar~"), result
+    assert echo_pod.sidecar.running(), echo_pod.sidecar.logs()
 
 
 def test_a_server_stream_is_forwarded_message_by_message(echo_pod: EchoPod) -> None:
