@@ -36,8 +36,8 @@ DEFAULT_LISTEN = "127.0.0.1:9090"
 INSTALL_HINT = (
     "install Debian's prometheus package (`apt-get install prometheus`; scripts/up and scripts/test do)"
 )
-#: How long a local Prometheus keeps samples: a working day of local traffic, not a disk's worth.
-DEFAULT_RETENTION = "2d"
+#: How long a local Prometheus keeps samples: the longest window the SLO alerts read.
+DEFAULT_RETENTION = "3d"
 
 
 class PrometheusError(RuntimeError):
