@@ -33,6 +33,9 @@ PROCESS_FIXTURES = frozenset(
         "echo_pod",  # a control plane and a sidecar (tests/localmesh/test_sidecar.py)
         "default_docs",  # kubectl kustomize (tests/manifests/conftest.py)
         "corpus_renders",  # kubectl kustomize (tests/manifests/test_manifest_lint.py)
+        "monitoring",  # kubectl kustomize k8s/monitoring (tests/manifests/test_manifest_monitoring.py)
+        "binaries",  # prometheus and promtool (tests/telemetry/conftest.py)
+        "start_prometheus",  # a Prometheus server (tests/telemetry/test_prometheus.py)
     }
 )
 
@@ -44,8 +47,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
-    """Outside `slow` tests, starting a process (in the test or a fixture it sets up) fails."""
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    """Outside `slow` tests, starting a process in a fixture the test sets up fails."""
+    return (yield from _refusing_processes(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Outside `slow` tests, starting a process in the test itself fails. (Teardown is not
+    guarded: the session's last test tears down session fixtures it never asked for.)"""
+    return (yield from _refusing_processes(item))
+
+
+def _refusing_processes(item: pytest.Item) -> Iterator[None]:
     if item.get_closest_marker("slow") is not None:
         return (yield)
 

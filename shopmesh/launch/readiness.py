@@ -15,6 +15,7 @@ import time
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from shopmesh.launch.listeners import accepts_connections
 from shopmesh.launch.processes import ManagedProcess
 
 #: The probe channel's reconnect backoff: short, since the server is expected any moment.
@@ -35,13 +36,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
-
-
-def accepts_connections(address: str) -> bool:
-    host, port = address.rsplit(":", 1)
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex((host, int(port))) == 0
 
 
 def health_status(address: str, service: str = "", timeout: float = 0.5) -> int | None:

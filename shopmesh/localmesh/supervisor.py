@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from shopmesh.launch.listeners import accepts_connections
 from shopmesh.launch.processes import ManagedProcess
-from shopmesh.launch.readiness import accepts_connections, free_port, wait_listening, wait_serving
+from shopmesh.launch.readiness import free_port, wait_listening, wait_serving
 from shopmesh.launch.service import ServiceProcess
 from shopmesh.localmesh.bootstrap import write_bootstrap
 from shopmesh.localmesh.ca import IdentityFiles

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from shopmesh.launch.readiness import accepts_connections, free_port
+from shopmesh.launch.listeners import accepts_connections
+from shopmesh.launch.readiness import free_port
 
 pytestmark = pytest.mark.slow  # runs scripts/up
 

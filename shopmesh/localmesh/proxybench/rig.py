@@ -16,8 +16,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from shopmesh.launch.listeners import accepts_connections
 from shopmesh.launch.processes import ManagedProcess
-from shopmesh.launch.readiness import accepts_connections, free_port, wait_serving
+from shopmesh.launch.readiness import free_port, wait_serving
 from shopmesh.localmesh.bootstrap import write_bootstrap
 from shopmesh.localmesh.ca import IdentityFiles, spiffe_id
 from shopmesh.localmesh.placement import Instance, place
