@@ -14,7 +14,7 @@ from services.runtime.config import ConfigError, Settings
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_defaults_follow_the_brief() -> None:
+def test_defaults_come_from_the_declaration() -> None:
     settings = Settings.from_environment("order", {})
     assert settings.listen_address == "127.0.0.1:50051"
     assert settings.metrics_address == "127.0.0.1:9091"

@@ -14,7 +14,7 @@ from shopmesh.manifests.findings import Inventory
 from shopmesh.manifests.model import Workload
 
 PROMETHEUS_ANNOTATIONS = ("prometheus.io/scrape", "prometheus.io/port", "prometheus.io/path")
-#: The services' defaults (brief: SHOPMESH_DRAIN_SECONDS 5, SHOPMESH_GRACE_SECONDS 10).
+#: The services' defaults (services/runtime/config.py: SHOPMESH_DRAIN_SECONDS 5, SHOPMESH_GRACE_SECONDS 10).
 DEFAULT_DRAIN_SECONDS, DEFAULT_GRACE_SECONDS = 5, 10
 
 
