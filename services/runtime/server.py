@@ -145,13 +145,18 @@ def settings_or_exit(service: str) -> Settings:
         raise SystemExit(f"shopmesh {service}: configuration error: {error}") from None
 
 
+def event_loop() -> asyncio.Runner:
+    """The event loop every service runs on: uvloop's (libuv), on which a grpc.aio call costs
+    less CPU than on asyncio's own. (asyncio.run's loop_factory needs Python 3.12; the Runner
+    has it from 3.11.)"""
+    return asyncio.Runner(loop_factory=uvloop.new_event_loop)
+
+
 def run(definition: ServiceDefinition, settings: Settings) -> None:
-    """Log as JSON and serve until SIGTERM/SIGINT on uvloop (libuv's event loop: a grpc.aio call
-    costs less CPU on it than on asyncio's own); a start-up ConfigError exits 2 with one line."""
+    """Log as JSON and serve until SIGTERM/SIGINT; a start-up ConfigError exits 2 with one line."""
     configure_logging(definition.name, settings.log_level)
     try:
-        # asyncio.run(loop_factory=...) needs Python 3.12; the Runner has it from 3.11.
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        with event_loop() as runner:
             runner.run(serve(definition, settings))
     except ConfigError as error:
         raise SystemExit(f"shopmesh {definition.name}: configuration error: {error}") from None

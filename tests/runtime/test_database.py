@@ -18,6 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from runtime.probe_server import probe_settings, running
 from services.runtime import errors
 from services.runtime.database import Database, Statement, Transaction, translate_error
+from services.runtime.database_sqlite import BUSY_TIMEOUT_MILLISECONDS, READ_BUSY_TIMEOUT_MILLISECONDS
 from shop.payment.v1 import payment_pb2 as pb
 from shop.payment.v1 import payment_pb2_grpc
 
@@ -50,9 +51,11 @@ async def test_sqlite_runs_in_wal_fully_synced_with_a_busy_timeout_and_foreign_k
         return tuple([(await tx.row(Statement(f"PRAGMA {name}")))[0] for name in pragmas])  # type: ignore[index]
 
     try:
-        # The writer and the reader alike; synchronous=2 is FULL: each commit is on disk.
-        assert await database.transaction(settings) == ("wal", 2, 5000, 1)
-        assert await database.read(settings) == ("wal", 2, 5000, 1)
+        # synchronous=2 is FULL: each commit is on disk. The writer waits for another process's
+        # write lock; a read (on the event loop) only briefly, in SQLite's corner cases.
+        assert await database.transaction(settings) == ("wal", 2, BUSY_TIMEOUT_MILLISECONDS, 1)
+        assert await database.read(settings) == ("wal", 2, READ_BUSY_TIMEOUT_MILLISECONDS, 1)
+        assert (BUSY_TIMEOUT_MILLISECONDS, READ_BUSY_TIMEOUT_MILLISECONDS) == (5000, 100)
         assert database.dialect == "sqlite"
         assert database.schema is None
         assert await database.ping()
