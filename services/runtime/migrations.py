@@ -21,7 +21,6 @@ from typing import Any
 from alembic import context
 from sqlalchemy import MetaData, create_engine, event, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.runtime.database import (
     CONNECT_TIMEOUT_SECONDS,
@@ -75,6 +74,8 @@ def _sqlite_settings(dbapi_connection: Any, _record: Any) -> None:
 
 
 async def _run_postgresql(url: str, service: str, target_metadata: MetaData) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine  # PostgreSQL only: SQLite's run is sync
+
     assert postgresql_dsn(url) is not None, url
     engine = create_async_engine(
         url.replace("postgresql://", "postgresql+asyncpg://", 1),

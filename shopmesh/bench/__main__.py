@@ -19,7 +19,7 @@ import grpc
 
 import shopmesh.bench as package
 from shopmesh.bench.measure import machine
-from shopmesh.bench.phases import ceiling, mesh_phases, postgres_phases, stack_phases, up_plain
+from shopmesh.bench.phases import Ceiling, mesh_phases, postgres_phases, stack_phases, up_plain
 from shopmesh.bench.report import render, targets
 from shopmesh.launch.demo import DEMO_PRODUCT
 
@@ -35,13 +35,16 @@ def bench(args: argparse.Namespace, command: str) -> dict[str, Any]:
             "command": command,
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        report["echo"] = ceiling(args, state)
+        ceiling = cleanup.enter_context(Ceiling(args, state))
+        ceiling.measure()
         report["up_plain_seconds"] = up_plain(state / "up-plain")
         report["sqlite"] = stack_phases(args, state / "sqlite")
         if args.postgres:
             report["postgresql"] = postgres_phases(args, state / "postgresql")
         if args.mesh:
             report["mesh"] = mesh_phases(args, state / "mesh")
+        ceiling.measure()
+        report["echo"] = ceiling.report()
     facts["load_average_at_end"] = [round(value, 2) for value in os.getloadavg()]
     report["machine"] = facts
     report["settings"] = {

@@ -86,28 +86,34 @@ async def measure(
     *,
     seconds: float,
     warmup: int = WARMUP_CALLS,
+    database: int | None = None,
 ) -> tuple[dict[str, Any], list[Any]]:
     """Calls to `target` after `warmup` unmeasured ones, none started after `seconds`: their
     rate and latency, and the CPU each of `servers` (name → pid) and this process spent per
-    successful call."""
+    successful call; with `database` (a PostgreSQL server's pid), its processes' too, apart."""
     deadline = time.monotonic() + seconds
     async with grpc.aio.insecure_channel(target) as channel:
         call = make(channel)
         await run_calls(call, min(warmup, count), concurrency, deadline)
         before = {name: cpu_seconds(pid) for name, pid in servers.items()}
+        database_before = tree_cpu_seconds(database) if database else 0.0
         client_before = time.process_time()
         calls, replies, wall = await run_calls(call, count, concurrency, deadline)
         client = time.process_time() - client_before
         after = {name: cpu_seconds(pid) for name, pid in servers.items()}
+        database_after = tree_cpu_seconds(database) if database else 0.0
     done = max(len(calls.seconds), 1)
     cpu = {name: round((after[name] - before[name]) * 1000 / done, 3) for name in servers}
-    return {
+    result = {
         "concurrency": concurrency,
         "per_second": round(len(calls.seconds) / wall, 1),
         **calls.summary(),
         "server_cpu_ms": {**cpu, "total": round(sum(cpu.values()), 3)},
         "client_cpu_ms": round(client * 1000 / done, 3),
-    }, replies
+    }
+    if database:
+        result["database_cpu_ms"] = round((database_after - database_before) * 1000 / done, 3)
+    return result, replies
 
 
 def on_loop(work: Coroutine[Any, Any, T]) -> T:
@@ -120,6 +126,20 @@ def cpu_seconds(pid: int) -> float:
     """utime + stime of a process so far, in seconds (/proc/<pid>/stat)."""
     stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process and its children (PostgreSQL's server and its backends)."""
+    total = cpu_seconds(pid)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # gone meanwhile
+                continue
+            if int(stat[1]) == pid:  # its parent
+                total += (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def proc_status(pid: int) -> dict[str, float]:

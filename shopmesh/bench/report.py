@@ -89,7 +89,8 @@ def render(report: dict[str, Any]) -> str:
         f"{facts['memory_gib']} GiB, Python {facts['python']}; "
         f"load average {facts['load_average_at_start']} at start, "
         f"{facts['load_average_at_end']} at end",
-        f"ceiling, a bare grpc.aio echo at c{echo['concurrency']}: {echo['per_second']} calls/s, "
+        f"ceiling, a bare grpc.aio echo at c{echo['concurrency']}: {echo['per_second']} calls/s "
+        f"(the faster of {echo['per_second_each_run']} at start and end), "
         f"server CPU {echo['server_cpu_ms']['total']} ms/call, {_latency(echo)}",
         f"scripts/up --plain ready: warm {report['up_plain_seconds']['warm']} s, "
         f"cold {report['up_plain_seconds']['cold']} s (fresh databases, migrated first)",
@@ -109,8 +110,8 @@ def render(report: dict[str, Any]) -> str:
                 ratio = calls["per_second"] / echo["per_second"]
                 lines.append(
                     f"  {method:<11} c{calls['concurrency']:<3} {calls['per_second']:>7} calls/s "
-                    f"({ratio:.3f} x echo), server CPU {calls['server_cpu_ms']['total']} ms/call, "
-                    f"{_latency(calls)}{_errors(calls)}"
+                    f"({ratio:.3f} x echo), server CPU {calls['server_cpu_ms']['total']} ms/call"
+                    f"{_database(calls)}, {_latency(calls)}{_errors(calls)}"
                 )
         for name, created in run["CreateOrder"].items():
             cpu = ", ".join(
@@ -119,8 +120,8 @@ def render(report: dict[str, Any]) -> str:
             lines.append(
                 f"  CreateOrder {name:<4} {created['per_second']:>7} orders/s "
                 f"({created['per_second'] / echo['per_second']:.4f} x echo), "
-                f"CPU {created['server_cpu_ms']['total']} ms/order ({cpu}), {_latency(created)}, "
-                f"{created['outcomes']}{_errors(created)}"
+                f"CPU {created['server_cpu_ms']['total']} ms/order ({cpu}){_database(created)}, "
+                f"{_latency(created)}, {created['outcomes']}{_errors(created)}"
             )
         after = ", ".join(
             f"{name} {usage['rss_mib']} (peak {usage['peak_rss_mib']})"
@@ -160,6 +161,11 @@ def render(report: dict[str, Any]) -> str:
 def _latency(calls: dict[str, Any]) -> str:
     latency = calls["latency_ms"]
     return f"p50 {latency['p50']} p90 {latency['p90']} p99 {latency['p99']} max {latency['max']} ms"
+
+
+def _database(calls: dict[str, Any]) -> str:
+    database = calls.get("database_cpu_ms")
+    return "" if database is None else f" + PostgreSQL's {database} ms"
 
 
 def _errors(calls: dict[str, Any]) -> str:

@@ -62,6 +62,14 @@ class PostgresServer:
         self._run(BIN / "pg_ctl", "-D", self.data, "-l", self.log, "-o", options, "-w", "-t", "30", "start")
         self.running = True
 
+    @property
+    def pid(self) -> int | None:
+        """The server's (postmaster's) process id while it runs; its backends are its children."""
+        try:
+            return int((self.data / "postmaster.pid").read_text().split()[0]) if self.running else None
+        except (OSError, ValueError, IndexError):
+            return None
+
     def stop(self, mode: str = "fast") -> None:
         """`fast` disconnects clients cleanly; `immediate` is a crash (no shutdown checkpoint)."""
         self._run(BIN / "pg_ctl", "-D", self.data, "-m", mode, "-w", "-t", "30", "stop")
