@@ -8,12 +8,12 @@ PostgreSQL, one hand-off on SQLite) and opens bigger transactions, inside which 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from services.inventory.domain import Product, Reservation, ReservationStatus, ReservedLine
-from services.runtime.database import Database, Row, Statement, Transaction
+from services.runtime.database import Database, Row, Statement, Store, Transaction
 from services.runtime.messages import Money
 from services.runtime.persistence import utc
 
@@ -200,11 +200,11 @@ class InventoryRepository:
         )
 
 
-class InventoryStore:
-    """The statements that are a transaction on their own, and the way into bigger ones."""
+class InventoryStore(Store[InventoryRepository]):
+    """The statements that are a transaction on their own; `transaction(work)` for bigger ones."""
 
     def __init__(self, database: Database) -> None:
-        self.database = database
+        super().__init__(database, InventoryRepository)
 
     async def get_product(self, product_id: str) -> Product | None:
         rows = await self.database.fetch(PRODUCT, product_id=product_id)
@@ -221,7 +221,3 @@ class InventoryStore:
         """As InventoryRepository.add_stock, as a transaction of its own."""
         rows = await self.database.execute(ADD_STOCK, product_id=product_id, delta=delta)
         return _product(rows[0]) if rows else None
-
-    async def transaction(self, work: Callable[[InventoryRepository], Coroutine[Any, Any, T]]) -> T:
-        """Runs `work` as one transaction (committed if it returns, rolled back if it raises)."""
-        return await self.database.transaction(lambda tx: work(InventoryRepository(tx)))

@@ -1,10 +1,4 @@
-"""Order's table, as SQLAlchemy declares it: what the migrations
-build, and what alembic's autogenerate compares them with (tests/services/test_service_migrations.py).
-
-The running service never imports this module: its store (store.py) speaks SQL through the
-runtime's Database, and tests/services/test_service_statements.py prepares every one of its
-statements against the migrated schema.
-"""
+"""Order's table, declared for the migrations (services/runtime/schema.py says why apart)."""
 
 from __future__ import annotations
 

@@ -8,13 +8,12 @@ inside which the use cases (payments.py) work through a `PaymentRepository`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 from services.payment.domain import Payment, PaymentStatus
-from services.runtime.database import Database, Row, Statement, Transaction
+from services.runtime.database import Database, Row, Statement, Store, Transaction
 from services.runtime.messages import Money
 from services.runtime.persistence import utc
 
@@ -156,11 +155,11 @@ class PaymentRepository:
         )
 
 
-class PaymentStore:
-    """The statements that are a transaction on their own, and the way into bigger ones."""
+class PaymentStore(Store[PaymentRepository]):
+    """The statements that are a transaction on their own; `transaction(work)` for bigger ones."""
 
     def __init__(self, database: Database) -> None:
-        self.database = database
+        super().__init__(database, PaymentRepository)
 
     async def by_id(self, payment_id: str) -> Payment | None:
         rows = await self.database.fetch(BY_ID, payment_id=payment_id)
@@ -173,7 +172,3 @@ class PaymentStore:
     async def claim_charge(self, payment: Payment) -> bool:
         """As PaymentRepository.claim_charge, as a transaction of its own."""
         return bool(await self.database.execute(CLAIM_CHARGE, **_charge_values(payment)))
-
-    async def transaction(self, work: Callable[[PaymentRepository], Coroutine[Any, Any, T]]) -> T:
-        """Runs `work` as one transaction (committed if it returns, rolled back if it raises)."""
-        return await self.database.transaction(lambda tx: work(PaymentRepository(tx)))

@@ -29,7 +29,7 @@ import sqlite3
 import sys
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, Protocol, TypeVar
+from typing import Any, Generic, NoReturn, Protocol, TypeVar
 
 from services.runtime.errors import Aborted, ShopError, Unavailable
 
@@ -210,6 +210,23 @@ class Database:
 
     async def dispose(self) -> None:
         await self._backend.close()
+
+
+R = TypeVar("R")
+
+
+class Store(Generic[R]):
+    """A service's store: the statements that are a transaction on their own (its methods, on
+    `self.database`), and bigger transactions, in which the use cases work through the
+    service's repository over the transaction (`repository(tx)`)."""
+
+    def __init__(self, database: Database, repository: Callable[[Transaction], R]) -> None:
+        self.database = database
+        self._repository = repository
+
+    async def transaction(self, work: Callable[[R], Coroutine[Any, Any, T]]) -> T:
+        """Runs `work` as one transaction (committed if it returns, rolled back if it raises)."""
+        return await self.database.transaction(lambda tx: work(self._repository(tx)))
 
 
 def alembic_upgrade(url: str, service: str, migrations: Path) -> None:

@@ -1,6 +1,10 @@
-"""Column types the services' table declarations (services/<name>/tables.py) and migrations
-share. SQLAlchemy lives here and in migrations only: a running service speaks SQL through the
-Database and never imports it.
+"""Column types the services' table declarations and migrations share.
+
+Each service declares its tables with SQLAlchemy in `services/<name>/tables.py`: what its
+migrations build, and what alembic's autogenerate compares them with
+(tests/services/test_service_migrations.py). A running service never imports those modules, nor
+SQLAlchemy: its store speaks SQL through the Database, and tests/services/test_service_statements.py
+prepares every statement of every store against the migrated schema.
 """
 
 from __future__ import annotations
