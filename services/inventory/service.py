@@ -9,6 +9,7 @@ from pathlib import Path
 from services.inventory.declaration import DECLARATION
 from services.inventory.servicer import InventoryServicer
 from services.inventory.stock import Stock
+from services.inventory.store import InventoryStore
 from services.runtime.server import Registration, ServiceContext, ServiceDefinition
 from shop.inventory.v1 import inventory_pb2_grpc
 
@@ -16,14 +17,14 @@ log = logging.getLogger(__name__)
 
 
 async def build(context: ServiceContext) -> Sequence[Registration]:
-    stock = Stock(context.database.session)
+    stock = Stock(InventoryStore(context.database))
     return [Registration(inventory_pb2_grpc.add_InventoryServiceServicer_to_server, InventoryServicer(stock))]
 
 
 async def seed_catalog(context: ServiceContext) -> None:
     """SHOPMESH_SEED=demo: adds the demo catalog's missing products (a laptop run)."""
     if context.settings.seed == "demo":
-        added = await Stock(context.database.session).seed()
+        added = await Stock(InventoryStore(context.database)).seed()
         log.info("demo catalog: %d products added", added)
 
 

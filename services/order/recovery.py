@@ -15,7 +15,7 @@ import logging
 
 from services.order.domain import DependencyFailed
 from services.order.ports import OrderStore
-from services.order.saga import Saga, Superseded, compensation_lease
+from services.order.saga import Saga, Superseded
 from services.runtime.errors import ShopError
 from services.runtime.persistence import utc_now
 
@@ -36,10 +36,7 @@ class Recovery:
         settled = 0
         for order in stranded:
             try:
-                # Taking the order over is a save with a fresh lease: of two replicas, one wins.
-                await self.saga.save(order, compensation_lease(utc_now()))
-                log.info("recovering order %s at step %s", order.order_id, order.step)
-                order = await self.saga.resume(order)
+                order = await self.saga.take_over(order)
             except Superseded:
                 continue
             except (DependencyFailed, ShopError) as error:

@@ -171,8 +171,13 @@ class Saga:
         await self.save(order, None)
         return order
 
-    async def resume(self, order: Order) -> Order:
-        """Finishes or compensates an order whose runner is gone (the recovery pass)."""
+    async def take_over(self, order: Order) -> Order:
+        """Finishes or compensates an order whose runner is gone (the recovery pass).
+
+        Taking the order over is one compare-and-set with a fresh lease — of two replicas, one
+        wins — and it records the step the new runner resumes at, so rolling back an order
+        interrupted while reserving or charging costs no write of its own.
+        """
         if order.step in (SagaStep.RESERVING, SagaStep.CHARGING):
             # Without the card token (never stored) the charge cannot be made: roll back.
             order.compensate(
@@ -181,8 +186,8 @@ class Saga:
                 utc_now(),
                 DependencyCode.UNAVAILABLE,
             )
-            await self.save(order, compensation_lease(utc_now()))
-            return await self.compensate(order)
+        await self.save(order, compensation_lease(utc_now()))
+        log.info("recovering order %s at step %s", order.order_id, order.step)
         if order.step is SagaStep.COMMITTING:
             return await self.commit(order)  # paid: roll forward
         if order.step is SagaStep.COMPENSATING:

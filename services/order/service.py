@@ -17,7 +17,7 @@ from shop.order.v1 import order_pb2_grpc
 
 
 async def build(context: ServiceContext) -> Sequence[Registration]:
-    store = SqlOrderStore(context.database.session)
+    store = SqlOrderStore(context.database)
     events = OrderEvents()
     saga = Saga(
         store,

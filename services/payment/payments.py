@@ -9,10 +9,10 @@ from datetime import datetime
 from prometheus_client import Counter
 
 from services.payment.domain import Payment, PaymentStatus, authorize, key_reused
-from services.payment.store import PaymentRepository, RefundRecord
+from services.payment.store import PaymentRepository, PaymentStore, RefundRecord
 from services.runtime.errors import NotFound, Unavailable
 from services.runtime.messages import Money
-from services.runtime.persistence import SessionFactory, fingerprint, utc_now
+from services.runtime.persistence import fingerprint, utc_now
 
 PAYMENTS = Counter(
     "shop_payments_total", "Charge outcomes: approved, declined, unavailable (processor outage).", ["outcome"]
@@ -59,12 +59,11 @@ class RefundResult:
 
 
 class Payments:
-    def __init__(self, sessions: SessionFactory) -> None:
-        self.sessions = sessions
+    def __init__(self, store: PaymentStore) -> None:
+        self.store = store
 
     async def get(self, payment_id: str) -> Payment:
-        async with self.sessions() as session:
-            payment = await PaymentRepository(session).by_id(payment_id)
+        payment = await self.store.by_id(payment_id)
         if payment is None or payment.status is PaymentStatus.VOIDED:
             raise NotFound("payment", payment_id)
         return payment
@@ -77,8 +76,7 @@ class Payments:
         except Unavailable:
             PAYMENTS.labels("unavailable").inc()
             # A key already used answers as it always does; only a new charge hits the outage.
-            async with self.sessions() as session:
-                existing = await PaymentRepository(session).by_key(request.idempotency_key)
+            existing = await self.store.by_key(request.idempotency_key)
             if existing is None:
                 raise
             return existing.replay(request.fingerprint)
@@ -95,12 +93,12 @@ class Payments:
             create_time=now,
             update_time=now,
         )
-        async with self.sessions() as session:
-            repository = PaymentRepository(session)
-            if not await repository.claim_charge(payment):
-                existing = await repository.by_key(request.idempotency_key)
-                assert existing is not None, "claimed by a committed transaction"
-                return existing.replay(request.fingerprint)
+        # One INSERT: the key's claim. Losing it means a committed charge holds the key (the claim
+        # waited for it, or ran after it on SQLite's one writer): it answers, if this is a retry.
+        if not await self.store.claim_charge(payment):
+            existing = await self.store.by_key(request.idempotency_key)
+            assert existing is not None, "claimed by a committed transaction"
+            return existing.replay(request.fingerprint)
         PAYMENTS.labels(payment.status.value.lower()).inc()
         return payment
 
@@ -108,22 +106,25 @@ class Payments:
         now = utc_now()
         currency = "" if request.amount is None else request.amount.currency_code
         record = RefundRecord(request.idempotency_key, request.fingerprint, None, Money(currency, 0))
-        async with self.sessions() as session:
-            repository = PaymentRepository(session)
+
+        async def refund(repository: PaymentRepository) -> tuple[RefundResult, str | None]:
             # The refund key is claimed first: the write that serialises retries of this refund.
             if not await repository.claim_refund(record, request.reason, now):
-                return await self._replay_refund(repository, request)
+                return await self._replay_refund(repository, request), None
             payment = await self._target(repository, request, now)
             if payment is None:
-                REFUNDS.labels("voided").inc()
-                return RefundResult(None, record.refunded if currency else None)
+                return RefundResult(None, record.refunded if currency else None), "voided"
             payment, refunded = payment.refund(request.amount, now)
             await repository.save_refunded(payment)
             await repository.save_refund(
                 RefundRecord(record.idempotency_key, record.request_fingerprint, payment.payment_id, refunded)
             )
-        REFUNDS.labels("refunded" if refunded.minor_units else "nothing").inc()
-        return RefundResult(payment, refunded)
+            return RefundResult(payment, refunded), "refunded" if refunded.minor_units else "nothing"
+
+        result, outcome = await self.store.transaction(refund)
+        if outcome is not None:
+            REFUNDS.labels(outcome).inc()
+        return result
 
     @staticmethod
     async def _target(repository: PaymentRepository, request: RefundRequest, now: datetime) -> Payment | None:

@@ -8,12 +8,13 @@ from pathlib import Path
 from services.payment.declaration import DECLARATION
 from services.payment.payments import Payments
 from services.payment.servicer import PaymentServicer
+from services.payment.store import PaymentStore
 from services.runtime.server import Registration, ServiceContext, ServiceDefinition
 from shop.payment.v1 import payment_pb2_grpc
 
 
 async def build(context: ServiceContext) -> Sequence[Registration]:
-    payments = Payments(context.database.session)
+    payments = Payments(PaymentStore(context.database))
     return [Registration(payment_pb2_grpc.add_PaymentServiceServicer_to_server, PaymentServicer(payments))]
 
 

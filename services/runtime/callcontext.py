@@ -1,8 +1,8 @@
-"""What the server call being handled passes on to the calls it makes: its request id and deadline.
+"""What the server call being handled passes on to the calls it makes: its request id, deadline
+and trace context.
 
 The server interceptor sets it for the duration of each incoming call (a contextvar, so it
-follows the handler's task); the outbound interceptors read it. Trace context is not kept
-here: OpenTelemetry's own context carries it, and its client interceptor injects it.
+follows the handler's task); the outbound channels and the log formatter read it.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
+
+from services.runtime.tracing import TraceContext
 
 REQUEST_ID_HEADER = "x-request-id"
 #: Untrusted: an incoming request id longer than this is replaced by a fresh one.
@@ -23,6 +25,7 @@ class CallContext:
     request_id: str
     method: str  # the full method path of the incoming call, e.g. "/shop.order.v1.OrderService/CreateOrder"
     deadline: float | None  # time.monotonic() by which the incoming call must answer, None if unbounded
+    trace: TraceContext | None = None
 
     def remaining(self) -> float | None:
         return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())

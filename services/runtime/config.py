@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from services.runtime import registry
+from services.runtime.database import sqlite_path
 
 CHANNEL_CREDENTIALS = ("insecure", "xds")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -99,8 +100,18 @@ class _Environment:
         return value
 
     def database_url(self, name: str, default: str) -> str:
+        """A PostgreSQL URL (asyncpg) or an SQLite file's; `+asyncpg` and `+aiosqlite` are
+        accepted spellings of the same (SQLAlchemy's), as the runtime has one driver each."""
         value = self.text(name, default)
-        if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        if value.startswith(("sqlite://", "sqlite+aiosqlite://")):
+            try:
+                path = sqlite_path(value)
+            except ValueError as error:
+                raise ConfigError(name, f"{error}, got {value[:40]!r}") from None
+            if path is None:
+                raise ConfigError(name, f"an SQLite URL is sqlite:///path/to/file.db, got {value[:40]!r}")
+            return value
+        if not value.startswith(("postgresql://", "postgresql+asyncpg://")):
             raise ConfigError(
                 name, f"must start with postgresql+asyncpg:// or sqlite+aiosqlite://, got {value[:40]!r}"
             )

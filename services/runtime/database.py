@@ -1,8 +1,21 @@
-"""One service's database: an SQLAlchemy async engine, transactions, a probe, migrations.
+"""One service's database: whole transactions, statements written once, a probe, migrations.
 
 PostgreSQL (asyncpg) in clusters and tests, an embedded SQLite file on a laptop. Each service
 has its own database, role and schema: on PostgreSQL the schema is the service's name and is
 put first on the connection's search_path, so the services' tables need no schema prefix.
+
+A service's store hands the database whole units of work, never a session to keep open:
+
+    await database.transaction(work)       # work(tx) reads and writes; one transaction
+    await database.read(work)              # work(tx) only reads; one consistent snapshot
+    await database.execute(STATEMENT, **p) # one statement, its own transaction: rows it returned
+    await database.fetch(STATEMENT, **p)   # one read statement: its rows
+
+`work` is an `async def` that awaits nothing but its transaction's statements
+(`tx.rows`, `tx.row`, `tx.execute`, `tx.execute_many`). The backend decides how it runs:
+on SQLite a worker thread runs it whole (database_sqlite.py), on PostgreSQL it awaits each
+statement on a pooled connection (database_postgres.py). Statements are `Statement` constants,
+built once per backend; both drivers cache the prepared statement by its text.
 
 Timeouts are short on purpose: with the database gone a call must fail UNAVAILABLE within a
 second (the mesh then retries elsewhere), never hang until the caller's deadline.
@@ -10,169 +23,240 @@ second (the mesh then retries elsewhere), never hang until the caller's deadline
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+import sys
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-import asyncpg  # type: ignore[import-untyped]
-import sqlalchemy.exc
-from sqlalchemy import event, text
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from typing import Any, Generic, NoReturn, Protocol, TypeVar
 
 from services.runtime.errors import Aborted, ShopError, Unavailable
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CONNECT_TIMEOUT_SECONDS = 1.0
 STATEMENT_TIMEOUT_SECONDS = 5.0
 POOL_TIMEOUT_SECONDS = 1.0
-SQLITE_BUSY_TIMEOUT_SECONDS = 5.0
 #: SQLSTATE classes that mean "the database is not reachable now": 08 connection exception,
 #: 53 insufficient resources (too many connections), 57P operator intervention (shutdown).
 _UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
 #: Serialization failure and deadlock: the transaction lost a race; the caller may retry.
 _CONFLICT_SQLSTATES = ("40001", "40P01")
 _SQLITE_UNAVAILABLE = ("database is locked", "unable to open database file", "disk i/o error")
+_PARAMETER = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 
 
-def create_engine(url: str, *, service: str, pool_size: int = 10, transactions: bool = True) -> AsyncEngine:
-    """An engine with the runtime's timeouts; on PostgreSQL the search_path is the service's schema.
+class Statement:
+    """One SQL statement in the dialect both backends share, with `:name` parameters.
 
-    On SQLite every transaction starts with BEGIN IMMEDIATE (see `_begin_immediate`);
-    `transactions=False` leaves SQLite statements in autocommit instead: for the health probe,
-    whose one SELECT needs no transaction and must not queue for (or hold) the write lock.
-    PostgreSQL ignores it: its transactions lock nothing until they write.
+    Built once (module constants): SQLite runs the text as written, PostgreSQL gets `$1, $2…`
+    and the parameters in that order. `lock=True` adds FOR UPDATE on PostgreSQL, which locks
+    the rows read until the transaction ends; SQLite needs no such clause, since its one
+    writer runs transactions one at a time.
     """
-    if make_url(url).get_backend_name() == "postgresql":
-        return create_async_engine(
-            url,
-            pool_pre_ping=True,  # a connection broken by an outage is replaced, not reused
-            pool_size=pool_size,
-            max_overflow=pool_size,
-            pool_timeout=POOL_TIMEOUT_SECONDS,
-            connect_args={
-                "timeout": CONNECT_TIMEOUT_SECONDS,
-                "command_timeout": STATEMENT_TIMEOUT_SECONDS,
-                "server_settings": {"search_path": service, "application_name": service},
-            },
-        )
-    database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(
-        url,
-        pool_size=pool_size,
-        pool_timeout=POOL_TIMEOUT_SECONDS,
-        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
-    )
-    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-    if transactions:
-        event.listen(engine.sync_engine, "begin", _begin_immediate)
-    return engine
+
+    __slots__ = ("names", "postgresql", "sql")
+
+    def __init__(self, sql: str, *, lock: bool = False) -> None:
+        self.sql = " ".join(sql.split())
+        names: list[str] = []
+
+        def number(match: re.Match[str]) -> str:
+            if match.group(1) not in names:
+                names.append(match.group(1))
+            return f"${names.index(match.group(1)) + 1}"
+
+        self.postgresql = _PARAMETER.sub(number, self.sql) + (" FOR UPDATE" if lock else "")
+        self.names = tuple(names)
+
+    def __repr__(self) -> str:
+        return f"Statement({self.sql!r})"
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # The driver must not BEGIN on its own: sqlite3's legacy mode (aiosqlite's too) begins only
-    # before the first INSERT/UPDATE/DELETE, so a transaction's reads ran outside it. SQLAlchemy
-    # emits BEGIN instead (`_begin_immediate`); the driver still sends COMMIT and ROLLBACK.
-    dbapi_connection.isolation_level = None
-    # WAL lets readers run beside the one writer; busy_timeout waits for the writer instead of
-    # failing at once; SQLite leaves foreign keys off unless asked.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_SECONDS * 1000)}")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+class Row(Protocol):
+    """A result row: columns by name (sqlite3.Row, asyncpg.Record)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
 
 
-def _begin_immediate(connection: Connection) -> None:
-    # SQLAlchemy's recipe for SQLite transactions (docs: "Enabling Non-Legacy SQLite
-    # Transactional Modes"), with IMMEDIATE: the transaction takes the database's write lock at
-    # BEGIN, waiting up to busy_timeout for the current writer. So a read-then-write
-    # transaction is serializable from its first read — no lost update, no "database is locked"
-    # when a deferred reader tries to become the writer — and needs no write-first trick. SQLite
-    # has one writer at a time anyway; read-only transactions queue too, which on the embedded
-    # (laptop) database costs less than a second code path for reads would.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+class Transaction(Protocol):
+    """What a unit of work may do: run statements, nothing else."""
+
+    async def rows(self, statement: Statement, **params: Any) -> Sequence[Row]: ...
+
+    async def row(self, statement: Statement, **params: Any) -> Row | None:
+        """The first row, or None."""
+        ...
+
+    async def execute(self, statement: Statement, **params: Any) -> None: ...
+
+    async def execute_many(self, statement: Statement, params: Sequence[Mapping[str, Any]]) -> None: ...
+
+
+Work = Callable[[Transaction], Coroutine[Any, Any, T]]
+
+
+class Backend(Protocol):
+    dialect: str
+
+    async def transaction(self, work: Work[T]) -> T: ...
+
+    async def read(self, work: Work[T]) -> T: ...
+
+    async def execute(self, statement: Statement, params: Mapping[str, Any]) -> Sequence[Row]: ...
+
+    async def fetch(self, statement: Statement, params: Mapping[str, Any]) -> Sequence[Row]: ...
+
+    async def ping(self, timeout: float) -> bool: ...  # noqa: ASYNC109 - a probe's own budget
+
+    async def close(self) -> None: ...
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of an embedded database URL (`sqlite:///…`, `sqlite+aiosqlite:///…`), or None
+    for any other URL. The `+driver` part is accepted and ignored: SQLite runs on the standard
+    library's sqlite3."""
+    scheme, separator, rest = url.partition(":///")
+    if not separator or scheme.split("+")[0] != "sqlite":
+        return None
+    path = rest.split("?", 1)[0]
+    if not path or path == ":memory:":
+        # A writer and its readers share the database through its file.
+        raise ValueError("an embedded SQLite database needs a file path")
+    return Path(path)
+
+
+def postgresql_dsn(url: str) -> str | None:
+    """asyncpg's DSN for a `postgresql[+asyncpg]://…` URL, or None for any other URL."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme.split("+")[0] != "postgresql":
+        return None
+    return f"postgresql://{rest}"
 
 
 class Database:
     def __init__(self, url: str, *, service: str) -> None:
         self.url = url
         self.service = service
-        self.engine = create_engine(url, service=service)
-        # The health probe has its own one-connection pool, so a busy service (every pooled
-        # connection in use) is not mistaken for an unreachable database.
-        # On SQLite it runs in autocommit: `SELECT 1` answers beside a writer instead of
-        # queueing for the write lock behind it (and a slow writer is not an outage).
-        self._probe_engine = create_engine(url, service=service, pool_size=1, transactions=False)
-        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        path = sqlite_path(url)
+        if path is not None:
+            from services.runtime.database_sqlite import SqliteBackend
+
+            self._backend: Backend = SqliteBackend(path)
+        else:
+            dsn = postgresql_dsn(url)
+            if dsn is None:
+                raise ValueError(f"not a database URL this runtime speaks: {url[:40]!r}")
+            # Imported only here: an embedded run never loads asyncpg.
+            from services.runtime.database_postgres import PostgresBackend
+
+            self._backend = PostgresBackend(dsn, service)
 
     @property
     def dialect(self) -> str:
-        return self.engine.dialect.name
+        """ "sqlite" or "postgresql"."""
+        return self._backend.dialect
 
     @property
     def schema(self) -> str | None:
         """The service's own schema on PostgreSQL; SQLite has none (the file is the service's)."""
         return self.service if self.dialect == "postgresql" else None
 
-    @asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
-        """One transaction: committed when the block succeeds, rolled back when it raises.
+    async def transaction(self, work: Work[T]) -> T:
+        """Runs `work` as one transaction: committed if it returns, rolled back if it raises.
 
         A database that cannot be reached surfaces as errors.Unavailable, a lost serialization
         race as errors.Aborted; the domain's own errors pass through unchanged.
         """
         try:
-            async with self._sessions() as session, session.begin():
-                yield session
-        except ShopError:
-            raise
+            return await self._backend.transaction(work)
         except Exception as error:
-            translated = translate_error(error)
-            if translated is None:
-                raise
-            raise translated from error
+            _reraise(error)
+
+    async def read(self, work: Work[T]) -> T:
+        """Runs `work`, which only reads, on one snapshot; it never waits for a writer."""
+        try:
+            return await self._backend.read(work)
+        except Exception as error:
+            _reraise(error)
+
+    async def execute(self, statement: Statement, **params: Any) -> Sequence[Row]:
+        """One statement as its own transaction (on PostgreSQL one round trip, no BEGIN):
+        the rows it returned (RETURNING)."""
+        try:
+            return await self._backend.execute(statement, params)
+        except Exception as error:
+            _reraise(error)
+
+    async def fetch(self, statement: Statement, **params: Any) -> Sequence[Row]:
+        """The rows of one read statement."""
+        try:
+            return await self._backend.fetch(statement, params)
+        except Exception as error:
+            _reraise(error)
 
     async def ping(self, timeout: float = 0.5) -> bool:  # noqa: ASYNC109 - the documented API
-        """True if a trivial query answers within `timeout` seconds."""
-        try:
-            async with asyncio.timeout(timeout), self._probe_engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-        except Exception as error:  # any failure at all means "not usable now"
-            log.debug("database probe failed: %r", error)
-            return False
-        return True
+        """True if a trivial query answers within `timeout` seconds (on a connection of its own,
+        so a busy service is not mistaken for an unreachable database)."""
+        return await self._backend.ping(timeout)
 
     def upgrade(self, migrations: Path) -> None:
-        """`alembic upgrade head` with the service's migrations (sync: it runs its own loop)."""
-        from alembic import command
-        from alembic.config import Config
-
-        config = Config()
-        config.set_main_option("script_location", str(migrations))
-        config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
-        config.attributes["service"] = self.service
-        command.upgrade(config, "head")
+        """`alembic upgrade head` with the service's migrations, in this process (sync: it runs
+        its own loop). `shopmesh migrate` uses it; a starting service runs it in a child process
+        only when the database is behind (services/runtime/upgrade.py)."""
+        alembic_upgrade(self.url, self.service, migrations)
 
     async def dispose(self) -> None:
-        await self.engine.dispose()
-        await self._probe_engine.dispose()
+        await self._backend.close()
+
+
+R = TypeVar("R")
+
+
+class Store(Generic[R]):
+    """A service's store: the statements that are a transaction on their own (its methods, on
+    `self.database`), and bigger transactions, in which the use cases work through the
+    service's repository over the transaction (`repository(tx)`)."""
+
+    def __init__(self, database: Database, repository: Callable[[Transaction], R]) -> None:
+        self.database = database
+        self._repository = repository
+
+    async def transaction(self, work: Callable[[R], Coroutine[Any, Any, T]]) -> T:
+        """Runs `work` as one transaction (committed if it returns, rolled back if it raises)."""
+        return await self.database.transaction(lambda tx: work(self._repository(tx)))
+
+
+def alembic_upgrade(url: str, service: str, migrations: Path) -> None:
+    """`alembic upgrade head` of `migrations` on the database at `url` (services/runtime/migrations.py)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(migrations))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.attributes["service"] = service
+    command.upgrade(config, "head")
+
+
+def _reraise(error: Exception) -> NoReturn:
+    """Raises the domain error a database failure means (see translate_error), else `error`."""
+    translated = None if isinstance(error, ShopError) else translate_error(error)
+    if translated is not None:
+        raise translated from error
+    raise error
 
 
 def translate_error(error: BaseException) -> ShopError | None:
     """The domain error a database failure means, or None for a plain bug."""
+    asyncpg = sys.modules.get("asyncpg")  # loaded only by a PostgreSQL database
     for cause in _causes(error):
-        if isinstance(cause, sqlalchemy.exc.DBAPIError) and cause.connection_invalidated:
+        if isinstance(cause, OSError | TimeoutError):
             return _unavailable(cause)
-        if isinstance(cause, OSError | sqlalchemy.exc.TimeoutError | asyncpg.ConnectionDoesNotExistError):
-            return _unavailable(cause)
+        if asyncpg is not None and isinstance(cause, asyncpg.InterfaceError) and "closed" in str(cause):
+            return _unavailable(cause)  # used a connection an outage closed
         sqlstate = getattr(cause, "sqlstate", None)
         if isinstance(sqlstate, str):
             if sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
@@ -189,7 +273,8 @@ def _unavailable(cause: BaseException) -> Unavailable:
 
 
 def _causes(error: BaseException) -> Iterator[BaseException]:
-    """The error, the DBAPI error it wraps and its causes (bounded: chains can loop)."""
+    """The error, the driver error it wraps (`orig`: SQLAlchemy's, in migrations) and its
+    causes (bounded: chains can loop)."""
     seen: list[BaseException] = []
     pending: list[BaseException | None] = [error]
     while pending and len(seen) < 16:

@@ -1,7 +1,7 @@
-"""The runtime's server interceptor: call context, error mapping, metrics and an access log.
+"""The runtime's server interceptor: call context and trace, error mapping, metrics, an access log.
 
-It runs inside OpenTelemetry's interceptor (so the span is current and logs carry its trace id)
-and wraps every handler, the service's own and health/reflection alike.
+It wraps every handler, the service's own and health/reflection alike, once per method (the
+wrapped handler is kept), so a call pays for what it does, not for building its wrapper.
 
 Error replies must be Trailers-Only (grpc-status in the one HEADERS frame): nothing here sends
 initial metadata, and a domain error is turned into `context.abort(...)` before any
@@ -29,6 +29,7 @@ from services.runtime.callcontext import (
 )
 from services.runtime.errors import ShopError
 from services.runtime.status import internal_status, to_grpc_status
+from services.runtime.tracing import TRACE_HEADERS, end_span, tracing
 
 log = logging.getLogger("shopmesh.rpc")
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
@@ -50,6 +51,7 @@ else:
 class RuntimeInterceptor(_ServerInterceptor):
     def __init__(self, service: str) -> None:
         self.service = service
+        self._wrapped: dict[str, tuple[Handler, Handler]] = {}  # path -> (handler, its wrapper)
 
     async def intercept_service(
         self,
@@ -60,6 +62,14 @@ class RuntimeInterceptor(_ServerInterceptor):
         if handler is None:
             return handler  # unknown method: grpc answers UNIMPLEMENTED itself
         path = handler_call_details.method
+        known = self._wrapped.get(path)
+        if known is not None and known[0] is handler:
+            return known[1]
+        wrapper = self._wrap(path, handler)
+        self._wrapped[path] = (handler, wrapper)
+        return wrapper
+
+    def _wrap(self, path: str, handler: Handler) -> Handler:
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary_response(path, "unary", handler.unary_unary, streaming_request=False),
@@ -85,13 +95,19 @@ class RuntimeInterceptor(_ServerInterceptor):
             handler.response_serializer,
         )
 
+    def _method(self, path: str, grpc_type: str) -> _Method:
+        labels = metrics.MethodLabels.of(path, grpc_type)
+        return _Method(
+            self.service, path, metrics.MethodMetrics(labels), labels.grpc_service.startswith(_QUIET_SERVICES)
+        )
+
     def _unary_response(
         self, path: str, grpc_type: str, behavior: Callable[..., Any], *, streaming_request: bool
     ) -> Callable[[Any, Context], Awaitable[Any]]:
-        labels = metrics.MethodLabels.of(path, grpc_type)
+        method = self._method(path, grpc_type)
 
         async def handle(request: Any, context: Context) -> Any:
-            call = _ObservedCall(self.service, path, labels, context)
+            call = _ObservedCall(method, context)
             request = call.received(request, streaming=streaming_request)
             with call_scope(call.context):
                 try:
@@ -107,10 +123,10 @@ class RuntimeInterceptor(_ServerInterceptor):
     def _stream_response(
         self, path: str, grpc_type: str, behavior: Callable[..., Any], *, streaming_request: bool
     ) -> Callable[[Any, Context], AsyncIterator[Any]]:
-        labels = metrics.MethodLabels.of(path, grpc_type)
+        method = self._method(path, grpc_type)
 
         async def handle(request: Any, context: Context) -> AsyncIterator[Any]:
-            call = _ObservedCall(self.service, path, labels, context)
+            call = _ObservedCall(method, context)
             request = call.received(request, streaming=streaming_request)
             with call_scope(call.context):
                 try:
@@ -119,7 +135,7 @@ class RuntimeInterceptor(_ServerInterceptor):
                         await result  # a handler that writes with context.write()
                     else:
                         async for response in result:
-                            metrics.MSG_SENT.labels(*labels.values()).inc()
+                            method.metrics.sent.inc()
                             yield response
                 except BaseException as error:
                     await call.fail(error)
@@ -128,40 +144,54 @@ class RuntimeInterceptor(_ServerInterceptor):
         return handle
 
 
-class _ObservedCall:
-    """One incoming call from start to status: its context, metrics and log line."""
+class _Method:
+    """What every call of one method shares: its names, metric series, and log level."""
 
-    def __init__(self, service: str, path: str, labels: metrics.MethodLabels, context: Context):
+    __slots__ = ("metrics", "path", "quiet", "service")
+
+    def __init__(self, service: str, path: str, series: metrics.MethodMetrics, quiet: bool) -> None:
         self.service = service
         self.path = path
-        self.labels = labels
+        self.metrics = series
+        self.quiet = quiet
+
+
+class _ObservedCall:
+    """One incoming call from start to status: its context and trace, metrics and log line."""
+
+    __slots__ = ("context", "grpc_context", "method", "started")
+
+    def __init__(self, method: _Method, context: Context) -> None:
+        self.method = method
         self.grpc_context = context
         self.started = time.monotonic()
         remaining = context.time_remaining()
+        request_id, headers = _read_metadata(context)
         self.context = CallContext(
-            request_id=_request_id(context),
-            method=path,
+            request_id=request_id,
+            method=method.path,
             deadline=None if remaining is None else self.started + remaining,
+            trace=tracing().server_call(method.path, headers),
         )
-        metrics.STARTED.labels(*labels.values()).inc()
+        method.metrics.started.inc()
 
     def received(self, request: Any, *, streaming: bool) -> Any:
         """The request, counted: at once if unary, message by message if a stream."""
         if streaming:
-            return _count_requests(request, self.labels)
-        metrics.MSG_RECEIVED.labels(*self.labels.values()).inc()
+            return _count_requests(request, self.method.metrics)
+        self.method.metrics.received.inc()
         return request
 
     def succeeded(self, *, messages_sent: int) -> None:
         if messages_sent:
-            metrics.MSG_SENT.labels(*self.labels.values()).inc(messages_sent)
+            self.method.metrics.sent.inc(messages_sent)
         self._finish(grpc.StatusCode.OK)
 
     async def fail(self, error: BaseException) -> NoReturn:
         """Record the call's end and re-raise or abort with the status the error means."""
         if isinstance(error, ShopError):
-            status = to_grpc_status(error, service=self.service)
-            self._finish(status.code, reason=getattr(error, "reason", None))
+            status = to_grpc_status(error, service=self.method.service)
+            self._finish(status.code, reason=getattr(error, "reason", None), details=status.details)
             await self._abort(status)
         if isinstance(error, grpc.aio.AbortError):  # the handler aborted by itself
             self._finish(self.grpc_context.code() or grpc.StatusCode.UNKNOWN)
@@ -175,49 +205,62 @@ class _ObservedCall:
         await self._abort(internal_status())
 
     async def _abort(self, status: grpc.Status) -> NoReturn:
-        # context.abort rather than abort_with_status: OpenTelemetry's context wrapper only
-        # intercepts abort(), and that is how the span learns the call's status.
         await self.grpc_context.abort(status.code, status.details, status.trailing_metadata)
         raise AssertionError("abort returned")  # pragma: no cover - abort always raises
 
     def _finish(
-        self, code: grpc.StatusCode, *, reason: str | None = None, error: BaseException | None = None
+        self,
+        code: grpc.StatusCode,
+        *,
+        reason: str | None = None,
+        error: BaseException | None = None,
+        details: str = "",
     ) -> None:
         elapsed = time.monotonic() - self.started
-        values = self.labels.values()
-        metrics.HANDLED.labels(*values, metrics.code_label(code)).inc()
-        metrics.HANDLING_SECONDS.labels(*values).observe(elapsed)
+        series = self.method.metrics
+        series.handled(code).inc()
+        series.seconds.observe(elapsed)
+        trace = self.context.trace
+        if trace is not None and trace.span is not None:
+            end_span(trace.span, code.value[0], details or (reason or ""), server=True)
         fields: dict[str, Any] = {
-            "grpc_method": self.path,
+            "grpc_method": self.method.path,
             "grpc_code": code.name,
             "duration_ms": round(elapsed * 1000, 1),
         }
         if reason:
             fields["error_reason"] = reason
         if error is not None:
-            log.error("unhandled error in %s", self.path, exc_info=error, extra={"fields": fields})
+            log.error("unhandled error in %s", self.method.path, exc_info=error, extra={"fields": fields})
             return
-        quiet = self.labels.grpc_service.startswith(_QUIET_SERVICES)
         log.log(
-            logging.DEBUG if quiet else logging.INFO,
+            logging.DEBUG if self.method.quiet else logging.INFO,
             "rpc %s %s",
-            self.path,
+            self.method.path,
             code.name,
             extra={"fields": fields},
         )
 
 
-def _request_id(context: Context) -> str:
-    """The caller's x-request-id (Envoy sets one at the edge), or a new one outside a mesh."""
+def _read_metadata(context: Context) -> tuple[str, dict[str, str]]:
+    """The caller's x-request-id (Envoy sets one at the edge; a new one outside a mesh) and
+    trace headers, in one pass over the metadata."""
+    request_id: str | None = None
+    seen_request_id = False
+    headers: dict[str, str] = {}
     for key, value in context.invocation_metadata() or ():
-        if key == REQUEST_ID_HEADER and isinstance(value, str):
+        if not isinstance(value, str):
+            continue
+        if key == REQUEST_ID_HEADER and not seen_request_id:
+            seen_request_id = True  # the first one counts; an unusable one is replaced
             if len(value) <= MAX_REQUEST_ID_LENGTH and _PRINTABLE.fullmatch(value):
-                return value
-            break
-    return str(uuid.uuid4())
+                request_id = value
+        elif key in TRACE_HEADERS:
+            headers[key] = value
+    return request_id or str(uuid.uuid4()), headers
 
 
-async def _count_requests(requests: AsyncIterator[Any], labels: metrics.MethodLabels) -> AsyncIterator[Any]:
+async def _count_requests(requests: AsyncIterator[Any], series: metrics.MethodMetrics) -> AsyncIterator[Any]:
     async for request in requests:
-        metrics.MSG_RECEIVED.labels(*labels.values()).inc()
+        series.received.inc()
         yield request

@@ -12,8 +12,6 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from opentelemetry import trace
-
 from services.runtime.callcontext import current_call
 
 
@@ -30,13 +28,13 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        span = trace.get_current_span().get_span_context()
-        if span.is_valid:
-            entry["trace_id"] = f"{span.trace_id:032x}"
-            entry["span_id"] = f"{span.span_id:016x}"
         call = current_call()
-        if call is not None and call.request_id:
-            entry["request_id"] = call.request_id
+        if call is not None:
+            if call.trace is not None:
+                entry["trace_id"] = call.trace.trace_id
+                entry["span_id"] = call.trace.span_id
+            if call.request_id:
+                entry["request_id"] = call.request_id
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             entry.update(fields)
@@ -46,6 +44,13 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(service: str, level: str) -> None:
+    # The lines carry none of the caller's file and line, thread or process: so the records do
+    # not collect them either (the logging HOWTO's "Optimization": every call site walks the
+    # stack otherwise, and an access line is written for every call).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 import grpc
@@ -64,6 +65,26 @@ class MethodLabels:
 
     def values(self) -> tuple[str, str, str]:
         return (self.grpc_type, self.grpc_service, self.grpc_method)
+
+
+class MethodMetrics:
+    """One method's series, looked up once (a `labels()` lookup per call costs more than the count)."""
+
+    def __init__(self, labels: MethodLabels) -> None:
+        values = labels.values()
+        self.started = STARTED.labels(*values)
+        self.received = MSG_RECEIVED.labels(*values)
+        self.sent = MSG_SENT.labels(*values)
+        self.seconds = HANDLING_SECONDS.labels(*values)
+        self._values = values
+        self._handled: dict[grpc.StatusCode, Any] = {}
+
+    def handled(self, code: grpc.StatusCode) -> Any:
+        """The grpc_server_handled_total series of `code` (prometheus_client's child counter)."""
+        series = self._handled.get(code)
+        if series is None:
+            series = self._handled[code] = HANDLED.labels(*self._values, code_label(code))
+        return series
 
 
 def preregister(methods: list[Method]) -> None:

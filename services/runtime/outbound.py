@@ -1,10 +1,14 @@
-"""Channels to the services this one calls: deadline and request id passed on, no retries.
+"""Channels to the services this one calls: deadline, request id and trace passed on, no retries.
 
-One channel per dependency, opened once. Its interceptors make each outgoing call
-- finish no later than the incoming call it serves (timeout = min(explicit, remaining), never
+One channel per dependency, opened once. Each outgoing call
+- finishes no later than the incoming call it serves (timeout = min(explicit, remaining), never
   extended), or within DEFAULT_TIMEOUT_SECONDS when no incoming deadline applies;
-- carry the incoming `x-request-id`, and the trace context (`traceparent`/`tracestate`, `b3`,
-  `x-b3-*`) which OpenTelemetry's client interceptor writes from the current span.
+- carries the incoming `x-request-id` and the trace context (`traceparent`/`tracestate`, `b3`,
+  `x-b3-*`, `baggage`: services/runtime/tracing.py), with a CLIENT span when spans are recorded.
+The channel applies this to each call as it is made (`PropagatingChannel`), not through grpc's
+client interceptors, whose per-call task and wrapper objects cost more than the call's own
+bookkeeping.
+
 Retries and circuit breaking are the mesh's job, so the code configures none. grpc's retry
 support stays on because the only retry policy a channel can get is the mesh's own: behind an
 Envoy sidecar none is ever configured (no service config), while in a proxyless mesh (`xds:///`
@@ -15,17 +19,17 @@ here too (`error_reason`), so a service tells a refusal from an outage without p
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
 import grpc.experimental  # insecure_channel_credentials: the xDS fallback (not in grpc.* in 1.85)
 from google.rpc import error_details_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status
-from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
 from services.runtime.callcontext import REQUEST_ID_HEADER, current_call
 from services.runtime.config import Settings
+from services.runtime.tracing import end_span, tracing
 
 #: Budget of a call made outside any incoming call (start-up recovery, background work).
 DEFAULT_TIMEOUT_SECONDS = 10.0
@@ -36,26 +40,36 @@ def open_channel(target: str, settings: Settings) -> grpc.aio.Channel:
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
     ]
-    interceptors: list[Any] = [*(kind() for kind in _INTERCEPTOR_TYPES), *aio_client_interceptors()]
     if settings.channel_credentials == "xds":
         # Proxyless mesh: certificates from the xDS server when it sends them, plaintext otherwise.
         credentials = grpc.xds_channel_credentials(grpc.experimental.insecure_channel_credentials())
-        return grpc.aio.secure_channel(target, credentials, options=options, interceptors=interceptors)
-    return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
+        return PropagatingChannel(grpc.aio.secure_channel(target, credentials, options=options))
+    return PropagatingChannel(grpc.aio.insecure_channel(target, options=options))
 
 
-def propagated(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
-    """The call details with the incoming call's deadline and request id applied."""
+def outgoing(
+    timeout: float | None, metadata: Sequence[tuple[str, Any]] | None, trace_span: str | None = None
+) -> tuple[float, list[tuple[str, Any]]]:
+    """The timeout and metadata an outgoing call gets from the incoming call being handled."""
     call = current_call()
     remaining = call.remaining() if call is not None else None
     if remaining is None:
         remaining = DEFAULT_TIMEOUT_SECONDS
-    timeout = remaining if details.timeout is None else min(details.timeout, remaining)
-    metadata = grpc.aio.Metadata(*(details.metadata or ()))
-    if call is not None and call.request_id and REQUEST_ID_HEADER not in metadata:
-        metadata.add(REQUEST_ID_HEADER, call.request_id)
+    bounded = remaining if timeout is None else min(timeout, remaining)
+    headers = list(metadata or ())
+    if call is not None:
+        if call.request_id and all(key != REQUEST_ID_HEADER for key, _ in headers):
+            headers.append((REQUEST_ID_HEADER, call.request_id))
+        if call.trace is not None:
+            headers += tracing().headers(call.trace, trace_span)
+    return bounded, headers
+
+
+def propagated(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+    """The call details with the incoming call's deadline, request id and trace applied."""
+    timeout, metadata = outgoing(details.timeout, list(details.metadata or ()))
     return grpc.aio.ClientCallDetails(
-        details.method, timeout, metadata, details.credentials, details.wait_for_ready
+        details.method, timeout, grpc.aio.Metadata(*metadata), details.credentials, details.wait_for_ready
     )
 
 
@@ -69,21 +83,61 @@ def error_reason(error: grpc.aio.AioRpcError) -> str:
     return ""
 
 
-def _propagating(base: type, method: str) -> type:
-    """A `base` interceptor whose `method` applies `propagated` and calls on. grpc.aio files
-    each interceptor under exactly one call type, hence one small class per type."""
+class _Propagating:
+    """A multi-callable whose calls get `outgoing`'s timeout and metadata (and a CLIENT span)."""
 
-    async def intercept(
-        self: Any, continuation: Callable[..., Awaitable[Any]], details: Any, request: Any
+    __slots__ = ("_method", "_multicallable")
+
+    def __init__(self, multicallable: Any, method: str) -> None:
+        self._multicallable = multicallable
+        self._method = method
+
+    def __call__(
+        self, request: Any, *, timeout: float | None = None, metadata: Any = None, **options: Any
     ) -> Any:
-        return await continuation(propagated(details), request)
+        call_context = current_call()
+        trace = None if call_context is None else call_context.trace
+        span = None if trace is None else tracing().client_span(self._method, trace)
+        span_id = None if span is None else f"{span.get_span_context().span_id:016x}"
+        bounded, headers = outgoing(timeout, metadata, span_id)
+        call = self._multicallable(request, timeout=bounded, metadata=headers, **options)
+        if span is not None:
+            call.add_done_callback(lambda done: end_span(span, done.code().value[0], server=False))
+        return call
 
-    return type(f"Propagating{base.__name__}", (base,), {method: intercept})
 
+class PropagatingChannel(grpc.aio.Channel):
+    """A grpc.aio channel whose calls carry the incoming call's deadline, request id and trace."""
 
-_INTERCEPTOR_TYPES = (
-    _propagating(grpc.aio.UnaryUnaryClientInterceptor, "intercept_unary_unary"),
-    _propagating(grpc.aio.UnaryStreamClientInterceptor, "intercept_unary_stream"),
-    _propagating(grpc.aio.StreamUnaryClientInterceptor, "intercept_stream_unary"),
-    _propagating(grpc.aio.StreamStreamClientInterceptor, "intercept_stream_stream"),
-)
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._channel = channel
+
+    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return _Propagating(self._channel.unary_unary(method, *args, **kwargs), method)
+
+    def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return _Propagating(self._channel.unary_stream(method, *args, **kwargs), method)
+
+    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return _Propagating(self._channel.stream_unary(method, *args, **kwargs), method)
+
+    def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return _Propagating(self._channel.stream_stream(method, *args, **kwargs), method)
+
+    async def close(self, grace: float | None = None) -> None:
+        await self._channel.close(grace)
+
+    def get_state(self, try_to_connect: bool = False) -> grpc.ChannelConnectivity:
+        return self._channel.get_state(try_to_connect)
+
+    async def wait_for_state_change(self, last_observed_state: grpc.ChannelConnectivity) -> None:
+        await self._channel.wait_for_state_change(last_observed_state)
+
+    async def channel_ready(self) -> None:
+        await self._channel.channel_ready()
+
+    async def __aenter__(self) -> PropagatingChannel:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close(None)

@@ -1,63 +1,48 @@
-"""What every service's repository and use cases need beside the Database: written once, for
-PostgreSQL and SQLite — the session factory type, aware UTC timestamps, the idempotency claim
-(and the fingerprint that tells a retry from another request reusing its key), NOT_FOUND.
+"""What every service's store and use cases need beside the Database, written once for
+PostgreSQL and SQLite: aware UTC timestamps in and out, JSON columns, the fingerprint that
+tells a retry from another request reusing its idempotency key, NOT_FOUND.
+
+An idempotency key is claimed by the store's own `INSERT … ON CONFLICT DO NOTHING RETURNING …`:
+of two transactions that insert the same key at once, the database lets exactly one win (the
+other waits for it on PostgreSQL, or runs after it on SQLite's one writer) and returns no row
+to the loser, who then reads the winner's row.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
-from contextlib import AbstractAsyncContextManager
+import json
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-
-from sqlalchemy import DateTime, Table, TypeDecorator
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.runtime.errors import NotFound
 
 T = TypeVar("T")
-
-#: What a use case needs to open one transaction: `Database.session`.
-SessionFactory = Callable[[], AbstractAsyncContextManager[AsyncSession]]
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """An aware UTC timestamp on every backend (SQLite stores naive text and forgets the zone)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: pass an aware UTC time")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-async def insert_if_absent(session: AsyncSession, table: Table, values: Mapping[str, Any]) -> bool:
-    """INSERT … ON CONFLICT DO NOTHING: True if this call created the row.
+def utc(value: datetime | str) -> datetime:
+    """A timestamp column as an aware UTC datetime: PostgreSQL's driver returns one, SQLite's
+    text form (UTC, no zone) is parsed."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
-    The claim that makes an idempotency key safe under concurrency: of two transactions that
-    insert the same key at once, the database lets exactly one win (the other waits for it on
-    PostgreSQL, or for the write lock on SQLite, then inserts nothing and reads the winner's row).
-    """
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    result = await session.execute(insert(table).values(**values).on_conflict_do_nothing())
-    return bool(getattr(result, "rowcount", 0) == 1)
+
+def optional_utc(value: datetime | str | None) -> datetime | None:
+    return None if value is None else utc(value)
+
+
+def to_json(value: Any) -> str:
+    """A JSON column's value: text on both backends (asyncpg's json codec takes text)."""
+    return json.dumps(value)
+
+
+def from_json(value: str) -> Any:
+    return json.loads(value)
 
 
 def fingerprint(*parts: object) -> str:

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
+import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from services.runtime import metrics
 from services.runtime.config import ConfigError, Settings
@@ -31,6 +31,7 @@ from services.runtime.logs import configure_logging
 from services.runtime.outbound import open_channel
 from services.runtime.reflection import enable_reflection
 from services.runtime.tracing import configure_tracing, flush_tracing
+from services.runtime.upgrade import upgrade_if_behind
 
 log = logging.getLogger("shopmesh.server")
 T = TypeVar("T")
@@ -87,11 +88,9 @@ class ServiceContext:
 
     async def close(self) -> None:
         """Cancels background and detached work and waits for it to end, then closes channels
-        and the database. Every task must end here, while the loop still runs: left to
-        asyncio.run's final cancellation, a task inside an aiosqlite call can hang the loop's
-        end for good (its connection's shielded close, cancelled as well, then waits on a worker
-        thread that has already stopped), and a connection still checked out when the engine is
-        disposed is never closed (its non-daemon thread would keep the process alive)."""
+        and the database. Every task must end here, while the loop still runs, so that the
+        database closes after the last unit of work was handed to it (its threads finish what
+        they were given, then close their connections)."""
         tasks = [*self._tasks, *self._detached]
         for task in tasks:
             task.cancel()
@@ -146,11 +145,19 @@ def settings_or_exit(service: str) -> Settings:
         raise SystemExit(f"shopmesh {service}: configuration error: {error}") from None
 
 
+def event_loop() -> asyncio.Runner:
+    """The event loop every service runs on: uvloop's (libuv), on which a grpc.aio call costs
+    less CPU than on asyncio's own. (asyncio.run's loop_factory needs Python 3.12; the Runner
+    has it from 3.11.)"""
+    return asyncio.Runner(loop_factory=uvloop.new_event_loop)
+
+
 def run(definition: ServiceDefinition, settings: Settings) -> None:
     """Log as JSON and serve until SIGTERM/SIGINT; a start-up ConfigError exits 2 with one line."""
     configure_logging(definition.name, settings.log_level)
     try:
-        asyncio.run(serve(definition, settings))
+        with event_loop() as runner:
+            runner.run(serve(definition, settings))
     except ConfigError as error:
         raise SystemExit(f"shopmesh {definition.name}: configuration error: {error}") from None
 
@@ -171,14 +178,14 @@ async def serve(
     metrics.preregister(definition.declaration.methods)
     database = Database(settings.database_url, service=definition.name)
     if settings.should_migrate_on_start:
-        await asyncio.to_thread(database.upgrade, definition.migrations)
+        await upgrade_if_behind(database, definition.migrations)
     context = ServiceContext(settings, database)
     hurry = asyncio.Event()
     if shutdown is None:
         shutdown = asyncio.Event()
         _on_signals(shutdown, hurry)
     server = grpc.aio.server(
-        interceptors=[aio_server_interceptor(), RuntimeInterceptor(definition.name)],
+        interceptors=[RuntimeInterceptor(definition.name)],
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),

@@ -13,10 +13,10 @@ import json
 from pathlib import Path
 
 import grpc
-from sqlalchemy import text
 
 from services.payment.declaration import DECLARATION as PAYMENT
 from services.runtime import errors
+from services.runtime.database import Statement
 from services.runtime.server import Registration, ServiceContext, ServiceDefinition
 from shop.payment.v1 import payment_pb2 as pb
 from shop.payment.v1 import payment_pb2_grpc
@@ -36,6 +36,9 @@ ERRORS: dict[str, errors.ShopError] = {
 }
 
 
+PING = Statement("SELECT 1")
+
+
 class ProbeServicer(payment_pb2_grpc.PaymentServiceServicer):
     def __init__(self, context: ServiceContext) -> None:
         self.context = context
@@ -49,8 +52,7 @@ class ProbeServicer(payment_pb2_grpc.PaymentServiceServicer):
         if token.startswith("tok_sleep_"):
             await asyncio.sleep(int(token.removeprefix("tok_sleep_")) / 1000)
         if token == "tok_database":
-            async with self.context.database.session() as session:
-                await session.execute(text("SELECT 1"))
+            await self.context.database.fetch(PING)
         if token == "tok_forward":
             downstream = payment_pb2_grpc.PaymentServiceStub(self.context.channel("payment"))
             reply = await downstream.GetPayment(

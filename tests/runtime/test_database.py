@@ -1,5 +1,6 @@
-"""The Database: transactions, SQLite settings, PostgreSQL schema per service, error mapping,
-and an outage seen from outside: NOT_SERVING and fast UNAVAILABLE, then SERVING again."""
+"""The Database: whole transactions on both backends, SQLite's one writer (group commit, FIFO)
+and its reader beside it, PostgreSQL's schema per service, error mapping, and an outage seen
+from outside: NOT_SERVING and fast UNAVAILABLE, then SERVING again."""
 
 from __future__ import annotations
 
@@ -13,34 +14,48 @@ import grpc
 import pytest
 from fixtures.postgres import unique_name
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from sqlalchemy import text
 
 from runtime.probe_server import probe_settings, running
 from services.runtime import errors
-from services.runtime.database import Database, translate_error
+from services.runtime.database import Database, Statement, Transaction, translate_error
+from services.runtime.database_sqlite import BUSY_TIMEOUT_MILLISECONDS, READ_BUSY_TIMEOUT_MILLISECONDS
 from shop.payment.v1 import payment_pb2 as pb
 from shop.payment.v1 import payment_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[2]
+CREATE = Statement("CREATE TABLE t (v INTEGER)")
+INSERT = Statement("INSERT INTO t VALUES (:v)")
+VALUES = Statement("SELECT v FROM t ORDER BY v")
+INCREMENT = Statement("UPDATE t SET v = :v")
 
 
 @pytest.fixture
 async def database(tmp_path: Path) -> AsyncIterator[Database]:
     database = Database(f"sqlite+aiosqlite:///{tmp_path}/t.db", service="payment")
     try:
+        await database.execute(CREATE)
         yield database
     finally:
         await database.dispose()
 
 
-async def test_sqlite_runs_in_wal_with_a_busy_timeout_and_foreign_keys(tmp_path: Path) -> None:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path}/var/deep/payment.db", service="payment")
+async def _values(database: Database) -> list[int]:
+    return [row["v"] for row in await database.fetch(VALUES)]
+
+
+async def test_sqlite_runs_in_wal_fully_synced_with_a_busy_timeout_and_foreign_keys(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path}/var/deep/payment.db", service="payment")
+    pragmas = ("journal_mode", "synchronous", "busy_timeout", "foreign_keys")
+
+    async def settings(tx: Transaction) -> tuple[object, ...]:
+        return tuple([(await tx.row(Statement(f"PRAGMA {name}")))[0] for name in pragmas])  # type: ignore[index]
+
     try:
-        async with database.session() as session:
-            journal = (await session.execute(text("PRAGMA journal_mode"))).scalar()
-            busy = (await session.execute(text("PRAGMA busy_timeout"))).scalar()
-            foreign_keys = (await session.execute(text("PRAGMA foreign_keys"))).scalar()
-        assert (journal, busy, foreign_keys) == ("wal", 5000, 1)
+        # synchronous=2 is FULL: each commit is on disk. The writer waits for another process's
+        # write lock; a read (on the event loop) only briefly, in SQLite's corner cases.
+        assert await database.transaction(settings) == ("wal", 2, BUSY_TIMEOUT_MILLISECONDS, 1)
+        assert await database.read(settings) == ("wal", 2, READ_BUSY_TIMEOUT_MILLISECONDS, 1)
+        assert (BUSY_TIMEOUT_MILLISECONDS, READ_BUSY_TIMEOUT_MILLISECONDS) == (5000, 100)
         assert database.dialect == "sqlite"
         assert database.schema is None
         assert await database.ping()
@@ -48,49 +63,82 @@ async def test_sqlite_runs_in_wal_with_a_busy_timeout_and_foreign_keys(tmp_path:
         await database.dispose()
 
 
-async def test_a_session_commits_on_success_and_rolls_back_on_error(database: Database) -> None:
-    async with database.session() as session:
-        await session.execute(text("CREATE TABLE t (v INTEGER)"))
-        await session.execute(text("INSERT INTO t VALUES (1)"))
+async def test_a_transaction_commits_on_success_and_rolls_back_on_error(database: Database) -> None:
+    await database.execute(INSERT, v=1)
 
-    async def insert_then_fail() -> None:
-        async with database.session() as session:
-            await session.execute(text("INSERT INTO t VALUES (2)"))
-            raise errors.NotFound("thing", "t-2")
+    async def insert_then_fail(tx: Transaction) -> None:
+        await tx.execute(INSERT, v=2)
+        raise errors.NotFound("thing", "t-2")
 
     with pytest.raises(errors.NotFound):  # a domain error passes through untouched
-        await insert_then_fail()
-    async with database.session() as session:
-        assert (await session.execute(text("SELECT v FROM t"))).scalars().all() == [1]
+        await database.transaction(insert_then_fail)
+    assert await _values(database) == [1]
 
 
-async def test_a_sqlite_transaction_is_isolated_from_its_first_read(database: Database) -> None:
-    # Two read-then-write transactions at once: with the driver's legacy BEGIN (only at the
-    # first write) both would read 0 and the second write would be lost. BEGIN IMMEDIATE makes
-    # the second wait for the first.
-    async with database.session() as session:
-        await session.execute(text("CREATE TABLE counter (v INTEGER)"))
-        await session.execute(text("INSERT INTO counter VALUES (0)"))
+async def test_transactions_at_once_commit_together_and_fail_alone(database: Database) -> None:
+    async def insert(v: int) -> int:
+        async def work(tx: Transaction) -> int:
+            await tx.execute(INSERT, v=v)
+            if v % 3 == 0:
+                raise errors.Aborted("TEST", f"{v} fails")
+            return v
 
-    async def increment() -> None:
-        async with database.session() as session:
-            seen = (await session.execute(text("SELECT v FROM counter"))).scalar_one()
-            await asyncio.sleep(0.1)
-            await session.execute(text("UPDATE counter SET v = :v"), {"v": seen + 1})
+        return await database.transaction(work)
 
-    await asyncio.gather(increment(), increment())
-    async with database.session() as session:
-        assert (await session.execute(text("SELECT v FROM counter"))).scalar_one() == 2
+    outcomes = await asyncio.gather(*(insert(v) for v in range(1, 31)), return_exceptions=True)
+    assert [o for o in outcomes if isinstance(o, errors.Aborted)] != []
+    assert await _values(database) == [v for v in range(1, 31) if v % 3]  # in the order they came
 
 
-async def test_the_sqlite_health_probe_answers_while_a_writer_holds_the_lock(database: Database) -> None:
-    async with database.session() as session:
-        await session.execute(text("CREATE TABLE t (v INTEGER)"))
-        # This transaction holds the write lock now; a probe that began a transaction of
-        # its own would queue behind it and report the database down.
+async def test_read_then_write_transactions_never_lose_an_update(database: Database) -> None:
+    await database.execute(INSERT, v=0)
+
+    async def increment(tx: Transaction) -> None:
+        seen = (await tx.rows(VALUES))[0]["v"]
+        await tx.execute(INCREMENT, v=seen + 1)
+
+    await asyncio.gather(*(database.transaction(increment) for _ in range(40)))
+    assert await _values(database) == [40]
+
+
+async def test_a_unit_of_work_may_await_only_its_statements(database: Database) -> None:
+    async def sleepy(tx: Transaction) -> None:
+        await tx.execute(INSERT, v=7)
+        await asyncio.sleep(0)  # would hold the one writer for as long as it waits
+
+    with pytest.raises(RuntimeError, match="awaited something other than its own statements"):
+        await database.transaction(sleepy)
+    assert await _values(database) == []
+
+
+async def test_reads_and_the_probe_never_wait_for_a_writer(database: Database, tmp_path: Path) -> None:
+    await database.execute(INSERT, v=1)
+    # Another connection (as a migration run beside the service would) holds the write lock.
+    writer = sqlite3.connect(tmp_path / "t.db", isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("INSERT INTO t VALUES (2)")
         started = time.monotonic()
+        assert await _values(database) == [1]  # what is committed, at once
         assert await database.ping(timeout=0.5)
         assert time.monotonic() - started < 0.5
+        writer.execute("COMMIT")
+    finally:
+        writer.close()
+    assert await _values(database) == [1, 2]
+
+
+async def test_a_read_may_not_write(database: Database) -> None:
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        await database.read(lambda tx: tx.execute(INSERT, v=1))
+
+
+def test_a_statement_is_written_once_for_both_backends() -> None:
+    statement = Statement("UPDATE t SET a = :a, b = :b WHERE id = :id AND a = :a", lock=True)
+    assert statement.sql == "UPDATE t SET a = :a, b = :b WHERE id = :id AND a = :a"
+    assert statement.postgresql == "UPDATE t SET a = $1, b = $2 WHERE id = $3 AND a = $1 FOR UPDATE"
+    assert statement.names == ("a", "b", "id")
+    assert Statement("SELECT x::text FROM t WHERE y = :y").postgresql == "SELECT x::text FROM t WHERE y = $1"
 
 
 class _SqlState(Exception):
@@ -132,9 +180,8 @@ async def test_postgresql_keeps_each_service_in_its_own_schema(postgres) -> None
     database = Database(url, service="payment")
     try:
         await asyncio.to_thread(database.upgrade, REPO / "services" / "payment" / "migrations")
-        async with database.session() as session:
-            assert (await session.execute(text("SHOW search_path"))).scalar() == "payment"
-            assert (await session.execute(text("SELECT current_user"))).scalar() == name
+        assert (await database.fetch(Statement("SHOW search_path")))[0][0] == "payment"
+        assert (await database.fetch(Statement("SELECT current_user")))[0][0] == name
         tables = postgres.sql(
             "SELECT schemaname || '.' || tablename FROM pg_tables WHERE tableowner = current_database()",
             database=name,
@@ -143,6 +190,32 @@ async def test_postgresql_keeps_each_service_in_its_own_schema(postgres) -> None
         assert "payment.payments" in tables
         assert not [table for table in tables if table.startswith("public.")]
         assert database.schema == "payment"
+    finally:
+        await database.dispose()
+
+
+async def test_postgresql_transactions_commit_or_roll_back_whole(postgres) -> None:
+    database = Database(postgres.create_database(unique_name("payment")), service="payment")
+    try:
+        await database.execute(Statement("CREATE SCHEMA payment"))  # the search_path's (migrations make it)
+        await database.execute(CREATE)
+        await database.execute(INSERT, v=1)
+
+        async def insert_then_fail(tx: Transaction) -> None:
+            await tx.execute_many(INSERT, [{"v": 2}, {"v": 3}])
+            raise errors.NotFound("thing", "t-2")
+
+        with pytest.raises(errors.NotFound):
+            await database.transaction(insert_then_fail)
+
+        async def increment(tx: Transaction) -> None:
+            seen = (await tx.rows(Statement("SELECT v FROM t", lock=True)))[0]["v"]
+            await tx.execute(INCREMENT, v=seen + 1)
+
+        await asyncio.gather(*(database.transaction(increment) for _ in range(10)))
+        assert await database.read(lambda tx: tx.rows(VALUES)) == [(11,)]
+        assert database.dialect == "postgresql"
+        assert await database.ping()
     finally:
         await database.dispose()
 

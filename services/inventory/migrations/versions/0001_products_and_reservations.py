@@ -6,7 +6,7 @@ The first revision of this service's schema.
 import sqlalchemy as sa
 from alembic import op
 
-from services.runtime.persistence import UtcDateTime
+from services.runtime.schema import UtcDateTime
 
 revision = "0001"
 down_revision = None

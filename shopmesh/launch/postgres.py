@@ -1,0 +1,125 @@
+"""A real PostgreSQL 15 of our own: its own cluster in a temporary directory, on a free loopback
+port. The tests' `postgres` fixtures and `scripts/bench --postgres` start it this way.
+
+initdb and pg_ctl refuse to run as root, so they run as the `postgres` OS user, in a directory
+made by tempfile and handed to that user (a test's tmp_path is not readable by it). fsync is
+off: the data only has to outlive the session that started it (not an OS crash), and it starts
+in well under a second. synchronous_commit stays on: `stop("immediate")` is a crash of the server, and
+a commit it has acknowledged must survive that like in production.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from shopmesh.launch.readiness import free_port
+
+BIN = Path("/usr/lib/postgresql/15/bin")
+OS_USER = "postgres"
+_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def unique_name(prefix: str) -> str:
+    """A database/role name no one else uses, e.g. "payment_1a2b3c4d"."""
+    return f"{prefix}_{secrets.token_hex(4)}"
+
+
+class PostgresServer:
+    """`create_database(name)` gives each user (a test, a benchmark run) its own database and
+    role; `stop()`/`start()` take the server down and back up on the same data and port
+    (database outage tests)."""
+
+    def __init__(self, *, durable: bool = False) -> None:
+        """`durable`: fsync and full-page writes on, as in production (a benchmark's numbers);
+        off by default, for tests (see the module's docstring)."""
+        self.durable = durable
+        self.directory = Path(tempfile.mkdtemp(prefix="shopmesh-pg-"))
+        shutil.chown(self.directory, OS_USER, OS_USER)
+        self.data = self.directory / "data"
+        self.log = self.directory / "server.log"
+        self.port = free_port()
+        self.running = False
+        self._passwords: dict[str, str] = {}
+        atexit.register(self.close)  # also if the session ends without running finalizers
+        self._run(
+            BIN / "initdb",
+            "-D", self.data, "-U", OS_USER, "-E", "UTF8", "--locale=C",
+            "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync",
+        )  # fmt: skip
+
+    def start(self) -> None:
+        options = f"-k {self.directory} -c listen_addresses=127.0.0.1 -p {self.port} -c max_connections=200"
+        if not self.durable:
+            options += " -c fsync=off -c full_page_writes=off"
+        self._run(BIN / "pg_ctl", "-D", self.data, "-l", self.log, "-o", options, "-w", "-t", "30", "start")
+        self.running = True
+
+    @property
+    def pid(self) -> int | None:
+        """The server's (postmaster's) process id while it runs; its backends are its children."""
+        try:
+            return int((self.data / "postmaster.pid").read_text().split()[0]) if self.running else None
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def stop(self, mode: str = "fast") -> None:
+        """`fast` disconnects clients cleanly; `immediate` is a crash (no shutdown checkpoint)."""
+        self._run(BIN / "pg_ctl", "-D", self.data, "-m", mode, "-w", "-t", "30", "stop")
+        self.running = False
+
+    def create_database(self, name: str) -> str:
+        """A fresh database owned by a fresh role of the same name; its SQLAlchemy asyncpg URL."""
+        if not _NAME.fullmatch(name) or name in self._passwords:
+            raise ValueError(f"database name {name!r} is not a new lower-case identifier")
+        password = secrets.token_hex(12)
+        self.sql(f"CREATE ROLE {name} LOGIN PASSWORD '{password}'")
+        self.sql(f"CREATE DATABASE {name} OWNER {name}")
+        self.sql(f"REVOKE ALL ON DATABASE {name} FROM PUBLIC")
+        self._passwords[name] = password
+        return self.url(name)
+
+    def url(self, name: str) -> str:
+        return f"postgresql+asyncpg://{name}:{self._passwords[name]}@127.0.0.1:{self.port}/{name}"
+
+    def sql(self, statement: str, database: str = "postgres") -> str:
+        """Run one statement as the superuser (over the Unix socket); its output, tuples only."""
+        result = self._run(
+            BIN / "psql", "-h", self.directory, "-p", str(self.port), "-U", OS_USER, "-d", database,
+            "-v", "ON_ERROR_STOP=1", "-X", "-A", "-t", "-c", statement,
+        )  # fmt: skip
+        return result.stdout.strip()
+
+    def close(self) -> None:
+        """Stop (if running) and delete everything; safe to call twice and after failures."""
+        if self.running:
+            with contextlib.suppress(subprocess.CalledProcessError):
+                self.stop("immediate")
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _run(self, *command: object) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            ["runuser", "-u", OS_USER, "--", *map(str, command)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=self.directory,
+            env={**os.environ, "LC_ALL": "C"},
+            check=False,
+        )
+        if result.returncode != 0:
+            log = self.log.read_text() if self.log.exists() else ""
+            raise subprocess.CalledProcessError(
+                result.returncode,
+                result.args,
+                result.stdout,
+                f"{result.stderr}\n--- server log ---\n{log[-3000:]}",
+            )
+        return result
