@@ -96,7 +96,7 @@ def _files(service: NewService) -> dict[str, str]:
         "service/declaration.py.tmpl": f"{package}/declaration.py",
         "service/service.py.tmpl": f"{package}/service.py",
         "service/servicer.py.tmpl": f"{package}/servicer.py",
-        "service/store.py.tmpl": f"{package}/store.py",
+        "service/tables.py.tmpl": f"{package}/tables.py",
         "service/migrations_env.py.tmpl": f"{package}/migrations/env.py",
         "service/migration_0001.py.tmpl": f"{package}/migrations/versions/0001_initial.py",
         "k8s/kustomization.yaml.tmpl": f"k8s/base/{name}/kustomization.yaml",
