@@ -35,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     live.add_argument(
         "--duration", type=int, default=600, help="seconds of traffic to look at (Kiali's default 600)"
     )
+    live.add_argument(
+        "--at", type=float, help="the window's end, unix seconds (Kiali's queryTime; default now)"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -73,7 +76,7 @@ def _live(args: argparse.Namespace, objects: MeshObjects) -> int:
         print("shopmesh topology: --duration must be 1 s to 30 days", file=sys.stderr)
         return 2
     try:
-        observed = observed_graph(PrometheusClient(args.prometheus), args.namespace, args.duration)
+        observed = observed_graph(PrometheusClient(args.prometheus), args.namespace, args.duration, args.at)
     except (PrometheusUnavailable, QueryError, ValueError) as error:
         print(f"shopmesh topology --live: {error}", file=sys.stderr)
         return 1
