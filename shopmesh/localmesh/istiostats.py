@@ -70,6 +70,9 @@ RESPONSE_MESSAGES = "istio_response_messages_total"
 
 DESTINATION, SOURCE = "destination", "source"
 MUTUAL_TLS = "mutual_tls"
+#: Peers whose labels are kept at once: certificates (renewed every half hour) and proxy ids
+#: (from response headers) come and go; past this many the cache starts over.
+MAX_CACHED_PEERS = 4096
 #: Every reply a gRPC server or proxy sends carries HTTP :status 200.
 GRPC_HTTP_STATUS = "200"
 #: Envoy's "no response flags".
@@ -219,6 +222,9 @@ class IstioStats:
         key: object = call.caller if self.reporter == DESTINATION else call.upstream_peer
         peer = self._peers.get(key)
         if peer is None:
+            if len(self._peers) >= MAX_CACHED_PEERS:
+                self._peers.clear()
+            # Equal labels make an equal _Peer: a renewed certificate keeps its caller's series.
             peer = self._peers[key] = self._resolve(call)
         return peer
 

@@ -23,7 +23,7 @@ import json
 import os
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -160,27 +160,26 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
-@dataclass
 class PeerDirectoryWriter:
     """The control plane's side: the pods' metadata, and each certificate the CA issues to a
-    pod (`record`, an ca.CertificateRecord), written atomically on every change. Expired
+    pod (`record`, a ca.CertificateRecord), written atomically on every change. Expired
     certificates are dropped."""
 
-    path: Path
-    workloads: Sequence[WorkloadMetadata]
-    _certificates: dict[str, tuple[str, datetime.datetime]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(self, path: Path, workloads: Sequence[WorkloadMetadata]) -> None:
+        self.path = path
+        self.workloads = tuple(workloads)
+        self._certificates: dict[str, tuple[str, datetime.datetime]] = {}
+        self._lock = threading.Lock()
 
     def write(self) -> None:
         now = datetime.datetime.now(datetime.UTC)
         with self._lock:
-            live = {sha: entry for sha, entry in self._certificates.items() if entry[1] > now}
-            self._certificates = live
+            self._certificates = {sha: entry for sha, entry in self._certificates.items() if entry[1] > now}
             document = {
                 "workloads": {workload.node_id: asdict(workload) for workload in self.workloads},
                 "certificates": {
                     sha: {"node_id": node_id, "not_after": not_after.isoformat()}
-                    for sha, (node_id, not_after) in sorted(live.items())
+                    for sha, (node_id, not_after) in sorted(self._certificates.items())
                 },
             }
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -237,6 +237,10 @@ def test_a_renewed_certificate_is_known_before_its_pod_can_present_it(mesh: Mesh
     assert mesh.files_when_recorded["order-0"] == [b"", first]
     assert mesh.directory.by_certificate(after.certificate) == order  # re-read on the miss
     assert mesh.directory.by_certificate(before.certificate) == order  # still live: kept
+    stats = IstioStats(DESTINATION, mesh.pod("payment-0"), mesh.directory, port=50053)
+    for certificate in (before, after):
+        stats.observe(_call(certificate, grpc.StatusCode.OK, 0.001))
+    assert _one(_samples(stats), "istio_requests_total").value == 2  # one caller, one series
 
 
 def test_the_ingress_reports_as_the_source_of_what_it_sends(mesh: Mesh) -> None:

@@ -63,7 +63,7 @@ def _observer_lines(report: dict[str, Any]) -> list[str]:
     return [
         f"per relayed call, in-process CPU: handing it to a no-op observer {cost['no-op']} µs; recording "
         f"Istio's metrics {cost['sidecar']} µs (sidecar), {cost['ingress']} µs (ingress)",
-        f"one scrape of a sidecar's /stats/prometheus (40 series, {scrape['page_bytes']} B): "
+        f"one scrape of a sidecar's /stats/prometheus ({scrape['series']} series, {scrape['page_bytes']} B): "
         f"{scrape['render_ms']} ms of CPU",
     ]
 

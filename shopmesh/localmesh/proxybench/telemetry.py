@@ -87,4 +87,5 @@ def scrape_cost(peers: int = 10, codes: int = 4, scrapes: int = 200) -> dict[str
         return {
             "render_ms": round((time.process_time() - began) / scrapes * 1000, 3),
             "page_bytes": len(page.encode()),
+            "series": peers * codes,
         }
