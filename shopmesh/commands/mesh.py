@@ -1,6 +1,7 @@
 """`shopmesh mesh`: the local mesh — istio/ and k8s/ enforced on this machine.
 
-shopmesh mesh up     control plane, every pod (service + sidecar), ingress; Ctrl-C stops all
+shopmesh mesh up     control plane, every pod (service + sidecar), ingress, Prometheus; Ctrl-C
+                     stops all
 shopmesh mesh xds    the xDS resources the control plane would serve now, as JSON
 """
 
@@ -27,6 +28,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.add_argument("--subnet", type=int, default=10, help="pods get 127.<subnet>.x.y (default 10)")
     up.add_argument("--control-plane", default="127.0.0.1:15010", help="ADS address")
     up.add_argument("--ingress", default="127.0.0.1:50051", help="the ingress gateway's address")
+    up.add_argument(
+        "--ingress-stats", default="127.0.0.1:15090", help="where the ingress serves its Istio metrics"
+    )
+    up.add_argument("--prometheus", default="127.0.0.1:9090", help="the local Prometheus' address")
+    up.add_argument("--no-prometheus", action="store_true", help="run the mesh without Prometheus")
     up.set_defaults(handler=run_up)
 
     xds = commands.add_parser("xds", help="print the xDS resources translated from the manifests")
@@ -45,11 +51,14 @@ def run_up(args: argparse.Namespace) -> int:
     from shopmesh.localmesh.report import describe
     from shopmesh.localmesh.settings import MeshSettings
     from shopmesh.localmesh.supervisor import LocalMesh
+    from shopmesh.telemetry.prometheus import PrometheusError
 
     settings = MeshSettings.for_project(args.root.resolve(), overlay=args.overlay)
     settings.subnet = args.subnet
     settings.control_plane = args.control_plane
     settings.ingress = args.ingress
+    settings.ingress_stats = args.ingress_stats
+    settings.prometheus = None if args.no_prometheus else args.prometheus
     if args.state is not None:
         settings.state = args.state.resolve()
     stopping = threading.Event()
@@ -61,7 +70,8 @@ def run_up(args: argparse.Namespace) -> int:
         try:
             mesh.start()
         except (RuntimeError, OSError, ValueError) as error:  # a port taken, a manifest refused…
-            print(f"the local mesh did not start: {error}", file=sys.stderr, flush=True)
+            hint = " (--prometheus ADDRESS, or --no-prometheus)" if isinstance(error, PrometheusError) else ""
+            print(f"the local mesh did not start: {error}{hint}", file=sys.stderr, flush=True)
             return 1
         print(describe(mesh), flush=True)
         print("\nCtrl-C stops everything.", flush=True)

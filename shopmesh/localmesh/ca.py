@@ -1,4 +1,4 @@
-"""A local certificate authority: short-lived SPIFFE certificates per ServiceAccount.
+"""A local certificate authority: short-lived SPIFFE certificates, one per pod.
 
 It plays istiod's CA and the istio-agent together. istiod signs a workload certificate whose
 only subject alternative name is the URI `spiffe://<trust domain>/ns/<namespace>/sa/<account>`
@@ -6,14 +6,22 @@ only subject alternative name is the URI `spiffe://<trust domain>/ns/<namespace>
 about half its life; the agent writes it where gRPC's `file_watcher` certificate provider reads
 it (the proxyless bootstrap's `certificate_providers`). We do the same with a shorter life, so
 rotation is something the local mesh actually exercises, not a promise.
+
+Every istio-agent generates its own key and asks for its own certificate: two pods of one
+ServiceAccount hold two certificates with the same SPIFFE id. So does every pod here
+(`ensure_pods`), and the CA records which pod each certificate went to (`record`), before the
+pod can present it: what lets a destination proxy tell order v1 from order v2 by the verified
+certificate alone (shopmesh.localmesh.peers). Identities that belong to no pod (an operator,
+a test client) get one certificate per ServiceAccount (`ensure`).
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +59,12 @@ def _pem(certificate: x509.Certificate) -> bytes:
     return certificate.public_bytes(serialization.Encoding.PEM)
 
 
+def certificate_sha256(certificate: x509.Certificate) -> str:
+    """The certificate's SHA-256 over its DER bytes, hex: XFCC's `Hash`, and how the CA's record
+    and a proxy name one certificate."""
+    return hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
 @dataclass(frozen=True)
 class IssuedCertificate:
     spiffe_id: str
@@ -58,6 +72,7 @@ class IssuedCertificate:
     private_key_pem: bytes
     issued_at: datetime.datetime
     not_after: datetime.datetime
+    sha256: str  # certificate_sha256 of the certificate
 
     def due_for_renewal(self, now: datetime.datetime) -> bool:
         """Renew at half life, as the istio-agent does (SECRET_GRACE_PERIOD_RATIO 0.5)."""
@@ -163,6 +178,7 @@ class CertificateAuthority:
             ),
             issued_at=now,
             not_after=not_after,
+            sha256=certificate_sha256(certificate),
         )
 
 
@@ -172,6 +188,21 @@ def _write_atomically(path: Path, content: bytes, mode: int = 0o644) -> None:
     temporary.write_bytes(content)
     os.chmod(temporary, mode)
     os.replace(temporary, path)
+
+
+@dataclass(frozen=True)
+class PodIdentity:
+    """A pod that holds a certificate of its own (as each pod's istio-agent does)."""
+
+    namespace: str
+    name: str
+    spiffe_id: str
+    node_id: str  # the pod's proxy id, by which the CA's record names it
+
+
+#: Told of each certificate issued to a pod (its node id, the certificate) before the pod's
+#: files change: the CA's record of which pod holds which certificate.
+CertificateRecord = Callable[[str, IssuedCertificate], None]
 
 
 @dataclass(frozen=True)
@@ -193,49 +224,88 @@ class IdentityFiles:
         return self.directory / ROOT_CERT_FILE
 
 
+def identity_files(root: Path, spiffe_uri: str) -> IdentityFiles:
+    """A ServiceAccount's shared certificate under `root`:
+    spiffe://cluster.local/ns/shop/sa/order -> <root>/cluster.local/ns/shop/sa/order."""
+    return IdentityFiles(root / spiffe_uri.removeprefix("spiffe://"))
+
+
+def pod_identity_files(root: Path, namespace: str, pod: str) -> IdentityFiles:
+    """A pod's own certificate under `root`: <root>/pods/<namespace>/<pod>."""
+    return IdentityFiles(root / "pods" / namespace / pod)
+
+
+@dataclass(frozen=True)
+class _Holder:
+    """Who holds the certificate kept in `files`: a ServiceAccount (pod None) or one pod."""
+
+    files: IdentityFiles
+    spiffe_id: str
+    pod: PodIdentity | None = None
+
+
 class IdentityIssuer:
     """Keeps every identity's certificate files fresh: issues them, then renews at half life.
 
     The key is written before the certificate: gRPC's file watcher rejects a key that does not
     match the certificate and keeps serving the previous pair until the next refresh, so a
-    reader between the two writes never ends up with a broken identity.
+    reader between the two writes never ends up with a broken identity. A pod's certificate is
+    recorded (`record`) before either is written.
     """
 
     def __init__(
-        self, authority: CertificateAuthority, directory: Path, lifetime: datetime.timedelta
+        self,
+        authority: CertificateAuthority,
+        directory: Path,
+        lifetime: datetime.timedelta,
+        record: CertificateRecord | None = None,
     ) -> None:
         self._authority = authority
         self._directory = directory
         self._lifetime = lifetime
-        self._issued: dict[str, IssuedCertificate] = {}
+        self._record = record
+        self._holders: dict[Path, _Holder] = {}
+        self._issued: dict[Path, IssuedCertificate] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def files_for(self, spiffe_uri: str) -> IdentityFiles:
-        # spiffe://cluster.local/ns/shop/sa/order -> <dir>/cluster.local/ns/shop/sa/order
-        return IdentityFiles(self._directory / spiffe_uri.removeprefix("spiffe://"))
+        return identity_files(self._directory, spiffe_uri)
 
     def ensure(self, spiffe_uris: Iterable[str]) -> dict[str, IdentityFiles]:
-        """Issue (or renew) the certificates of these identities now; returns their files."""
-        return {uri: self._refresh(uri, force=True) for uri in spiffe_uris}
+        """Issue (or renew) the shared certificates of these identities now; returns their files."""
+        holders = [_Holder(self.files_for(uri), uri) for uri in spiffe_uris]
+        return {holder.spiffe_id: self._refresh(holder, force=True) for holder in holders}
+
+    def ensure_pods(self, pods: Iterable[PodIdentity]) -> dict[str, IdentityFiles]:
+        """Issue (or renew) each pod's own certificate now; returns their files by node id."""
+        holders = [
+            _Holder(pod_identity_files(self._directory, pod.namespace, pod.name), pod.spiffe_id, pod)
+            for pod in pods
+        ]
+        return {holder.pod.node_id: self._refresh(holder, force=True) for holder in holders if holder.pod}
 
     def issued(self, spiffe_uri: str) -> IssuedCertificate:
+        """The current shared certificate of an identity."""
         with self._lock:
-            return self._issued[spiffe_uri]
+            return self._issued[self.files_for(spiffe_uri).directory]
 
-    def _refresh(self, spiffe_uri: str, *, force: bool = False) -> IdentityFiles:
-        files = self.files_for(spiffe_uri)
+    def _refresh(self, holder: _Holder, *, force: bool = False) -> IdentityFiles:
+        files = holder.files
         with self._lock:
-            current = self._issued.get(spiffe_uri)
+            current = self._issued.get(files.directory)
             if not force and current is not None and not current.due_for_renewal(_now()):
                 return files
-            issued = self._authority.issue(spiffe_uri, self._lifetime)
+            issued = self._authority.issue(holder.spiffe_id, self._lifetime)
+            if holder.pod is not None and self._record is not None:
+                self._record(holder.pod.node_id, issued)  # known before anyone can present it
             files.directory.mkdir(parents=True, exist_ok=True)
             _write_atomically(files.root_certificate, self._authority.root_pem)
             _write_atomically(files.private_key, issued.private_key_pem, mode=0o600)
             _write_atomically(files.certificate_chain, issued.certificate_pem)
-            self._issued[spiffe_uri] = issued
+            self._holders[files.directory] = holder
+            self._issued[files.directory] = issued
         return files
 
     def start_rotation(self, check_every: float = 1.0) -> None:
@@ -244,9 +314,9 @@ class IdentityIssuer:
         def rotate() -> None:
             while not self._stop.wait(check_every):
                 with self._lock:
-                    identities = list(self._issued)
-                for uri in identities:
-                    self._refresh(uri)
+                    holders = list(self._holders.values())
+                for holder in holders:
+                    self._refresh(holder)
 
         self._thread = threading.Thread(target=rotate, name="identity-rotation", daemon=True)
         self._thread.start()

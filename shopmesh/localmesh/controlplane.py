@@ -2,8 +2,10 @@
 pushes every edit of the watched sources live.
 
 Run by the supervisor as `python -m shopmesh.localmesh.controlplane --state DIR ...`. It reads
-the placement the supervisor wrote (`DIR/placement.json`), issues a certificate for every
-identity (and keeps rotating them), and prints one line, `READY <address>`, once it serves.
+the placement the supervisor wrote (`DIR/placement.json`), issues every pod a certificate of
+its own and every other identity a shared one (and keeps rotating them), keeps the peer
+directory (`DIR/peer-metadata.json`: which pod is who, and holds which certificate), and prints
+one line, `READY <address>`, once it serves.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc
 
 from shopmesh.localmesh.ads import AggregatedDiscoveryService
-from shopmesh.localmesh.ca import CertificateAuthority, IdentityIssuer, spiffe_id
+from shopmesh.localmesh.ca import CertificateAuthority, IdentityIssuer, PodIdentity, spiffe_id
+from shopmesh.localmesh.peers import PeerDirectoryWriter, workload_metadata
 from shopmesh.localmesh.placement import Placement
 from shopmesh.localmesh.state import MeshState
 from shopmesh.localmesh.translate.translator import Snapshot, TranslationError, describe, translate
@@ -117,12 +120,20 @@ async def serve(arguments: argparse.Namespace) -> None:
     objects = MeshObjects(r for source in sources for r in rendered[source])
     snapshot = translate(objects, placement)
 
+    # Who each pod is, and which certificate each pod holds: the peer directory the proxies'
+    # Istio metrics read (shopmesh.localmesh.peers), written before any certificate exists.
+    peers = PeerDirectoryWriter(state.peer_metadata_file, workload_metadata(objects, placement))
+    peers.write()
     issuer = IdentityIssuer(
         CertificateAuthority.load_or_create(state.ca_directory),
         state.identities_directory,
         datetime.timedelta(seconds=arguments.certificate_lifetime),
+        record=peers.record,
     )
     issuer.ensure(sorted(set(identities_of(objects, placement)) | set(arguments.identity)))
+    issuer.ensure_pods(
+        PodIdentity(pod.namespace, pod.name, pod.spiffe_id, pod.node_id) for pod in placement.pods()
+    )
     issuer.start_rotation()
 
     discovery = AggregatedDiscoveryService(snapshot)

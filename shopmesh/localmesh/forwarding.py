@@ -35,7 +35,7 @@ import grpc
 import grpc.experimental
 
 from shopmesh.localmesh.methods import KnownMethods
-from shopmesh.localmesh.observation import CallObserver, Metadata, RelayedCall
+from shopmesh.localmesh.observation import CallObserver, Metadata, RelayedCall, VerifiedPeer
 
 log = logging.getLogger("shopmesh.localmesh.forwarding")
 
@@ -57,8 +57,8 @@ UNLIMITED_MESSAGES = [("grpc.max_receive_message_length", -1), ("grpc.max_send_m
 UPSTREAM_OPTIONS = [*UNLIMITED_MESSAGES, (grpc.experimental.ChannelOptions.SingleThreadedUnaryStream, 1)]
 
 #: Adds request headers for the upstream (the sidecar's `x-forwarded-client-cert`, the
-#: ingress's `x-request-id`) and returns the caller's verified identity, if it has one.
-Inbound: TypeAlias = Callable[[list[tuple[str, str | bytes]], grpc.ServicerContext], str | None]
+#: ingress's `x-request-id`) and returns the caller's verified certificate, if it has one.
+Inbound: TypeAlias = Callable[[list[tuple[str, str | bytes]], grpc.ServicerContext], VerifiedPeer | None]
 
 #: Relayed methods carry raw bytes: the handler types stay open. (grpc's classes are generic
 #: only in grpc-stubs, not at run time: hence the quotes.)
@@ -95,7 +95,7 @@ class CallTally:
 
     __slots__ = ("caller", "received", "request_bytes", "requests", "response_bytes", "responses", "started")
 
-    def __init__(self, received: Metadata, caller: str | None) -> None:
+    def __init__(self, received: Metadata, caller: VerifiedPeer | None) -> None:
         self.started = time.perf_counter()
         self.received = received
         self.caller = caller

@@ -25,14 +25,16 @@ import logging
 import uuid
 from collections.abc import Sequence
 from concurrent import futures
+from pathlib import Path
 
 import grpc
 import grpc.experimental
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from shopmesh.localmesh.forwarding import UNLIMITED_MESSAGES, UPSTREAM_OPTIONS, Relay, serve_until_signalled
+from shopmesh.localmesh.istiostats import SOURCE, start_stats
 from shopmesh.localmesh.methods import KnownMethods, declared_methods, reflected_methods
-from shopmesh.localmesh.observation import CallObserver
+from shopmesh.localmesh.observation import CallObserver, VerifiedPeer
 
 log = logging.getLogger("shopmesh.localmesh.ingress")
 
@@ -44,7 +46,9 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-def add_request_id(metadata: list[tuple[str, str | bytes]], _context: grpc.ServicerContext) -> str | None:
+def add_request_id(
+    metadata: list[tuple[str, str | bytes]], _context: grpc.ServicerContext
+) -> VerifiedPeer | None:
     """Envoy at the edge gives each request an `x-request-id` unless the client sent one.
     The ingress's callers present no certificate: no caller identity."""
     if not any(key == REQUEST_ID for key, _ in metadata):
@@ -102,9 +106,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m shopmesh.localmesh.ingress")
     parser.add_argument("--listen", default="127.0.0.1:50051")
     parser.add_argument("--target", required=True, help="xds:///<the gateway's listener>")
+    parser.add_argument(
+        "--stats", help="serve Istio's metrics here (/stats/prometheus), e.g. 127.0.0.1:15090"
+    )
+    parser.add_argument("--node-id", help="the gateway pod's proxy id (with --stats)")
+    parser.add_argument(
+        "--peer-metadata", type=Path, help="the control plane's peer directory (with --stats)"
+    )
     arguments = parser.parse_args(argv)
+    if arguments.stats and not (arguments.node_id and arguments.peer_metadata):
+        parser.error("--stats needs --node-id and --peer-metadata")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s ingress %(levelname)s %(message)s")
-    server, _port, gateway_health = build_server(arguments.listen, arguments.target)
+    observer = None
+    if arguments.stats:
+        observer, _ = start_stats(SOURCE, arguments.stats, arguments.node_id, arguments.peer_metadata)
+    server, _port, gateway_health = build_server(arguments.listen, arguments.target, observer=observer)
     serve_until_signalled(server, f"{arguments.listen} -> {arguments.target}", on_stop=gateway_health.stop)
 
 

@@ -22,12 +22,23 @@ Metadata = tuple[tuple[str, str | bytes], ...]
 
 
 @dataclass(frozen=True, slots=True)
+class VerifiedPeer:
+    """A caller as mTLS proved it: what Envoy's inbound listener knows of the connection."""
+
+    #: The SPIFFE id, the URI SAN of the client certificate (`spiffe://cluster.local/ns/shop/sa/order`).
+    identity: str
+    #: SHA-256 of the DER client certificate, hex (XFCC's `Hash`). Each pod has a certificate
+    #: of its own, so this names the pod, where the identity names only its ServiceAccount.
+    certificate: str
+
+
+@dataclass(frozen=True, slots=True)
 class RelayedCall:
     #: The HTTP/2 `:path`, e.g. `/shop.order.v1.OrderService/CreateOrder`.
     method: str
-    #: The caller's verified identity (the URI SAN of its client certificate, a SPIFFE id), or
-    #: None when the caller presented no certificate (the ingress's plaintext side).
-    caller: str | None
+    #: The caller's verified certificate, or None when the caller presented none (the
+    #: ingress's plaintext side).
+    caller: VerifiedPeer | None
     #: The request headers as the caller sent them (the proxy's own additions excluded).
     request_headers: Metadata
     #: The status the caller got: the upstream's, or the proxy's own when no upstream answered.

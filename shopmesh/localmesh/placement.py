@@ -74,8 +74,12 @@ class Placement:
             if instance.namespace == service.namespace and selects(service.selector, instance.labels)
         ]
 
+    def pods(self) -> tuple[Instance, ...]:
+        """Every pod: the workloads' and the ingress gateway's."""
+        return (*self.instances, self.ingress)
+
     def identities(self) -> list[str]:
-        return sorted({instance.spiffe_id for instance in (*self.instances, self.ingress)})
+        return sorted({instance.spiffe_id for instance in self.pods()})
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2))

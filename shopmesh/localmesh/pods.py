@@ -15,6 +15,7 @@ from pathlib import Path
 
 from services.runtime.registry import declaration
 from shopmesh.launch.service import ServiceProcess, sqlite_url
+from shopmesh.localmesh.istiostats import ENVOY_PROMETHEUS_PORT
 from shopmesh.localmesh.placement import Instance
 from shopmesh.localmesh.translate import TranslationError
 from shopmesh.manifests.model import MeshObjects
@@ -46,6 +47,12 @@ class Pod:
     @property
     def metrics_address(self) -> str:
         return f"{self.instance.address}:{POD_METRICS_PORT}"
+
+    def stats_address(self, index: int) -> str:
+        """Where sidecar `index` serves its Istio metrics: Envoy's Prometheus port (15090) on
+        the pod's address. (A pod with several gRPC ports runs a sidecar per port here, where
+        Istio runs one Envoy: the next ones take the next ports.)"""
+        return f"{self.instance.address}:{ENVOY_PROMETHEUS_PORT + index}"
 
     @property
     def app_process_name(self) -> str:

@@ -19,6 +19,11 @@ class MeshSettings:
     subnet: int = 10  # pods get 127.<subnet>.x.y
     control_plane: str = "127.0.0.1:15010"
     ingress: str = "127.0.0.1:50051"
+    #: Where the ingress gateway serves its Istio metrics (a sidecar serves them on its pod's
+    #: address, at Envoy's port 15090: shopmesh.localmesh.pods).
+    ingress_stats: str = "127.0.0.1:15090"
+    #: The local Prometheus that scrapes the mesh; None: none is started.
+    prometheus: str | None = "127.0.0.1:9090"
     replicas: Mapping[str, int] = field(default_factory=lambda: dict(LOCAL_REPLICAS))
     #: Identities the control plane issues certificates for besides the workloads' (test clients).
     extra_identities: Sequence[str] = ()

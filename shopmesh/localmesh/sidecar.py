@@ -23,6 +23,7 @@ import logging
 from collections.abc import Sequence
 from concurrent import futures
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from cryptography import x509
@@ -36,8 +37,9 @@ from shopmesh.localmesh.forwarding import (
     Relay,
     serve_until_signalled,
 )
+from shopmesh.localmesh.istiostats import DESTINATION, start_stats
 from shopmesh.localmesh.methods import KnownMethods, declared_methods, reflected_methods
-from shopmesh.localmesh.observation import CallObserver
+from shopmesh.localmesh.observation import CallObserver, VerifiedPeer
 
 log = logging.getLogger("shopmesh.localmesh.sidecar")
 
@@ -66,6 +68,11 @@ class ClientCertificate:
     def identity(self) -> str | None:
         """The SPIFFE id: a mesh certificate's one URI SAN."""
         return self.uris[0] if self.uris else None
+
+    @functools.cached_property
+    def peer(self) -> VerifiedPeer | None:
+        """The caller, for the call's observer; None for a certificate naming no identity."""
+        return VerifiedPeer(self.uris[0], self.sha256) if self.uris else None
 
     def xfcc(self, local_identity: str) -> str:
         """Envoy's XFCC element: `By=<our SPIFFE id>;Hash=<hash>;Subject="<subject>";URI=<id>`."""
@@ -105,7 +112,9 @@ def forward_client_certificate(local_identity: str) -> Inbound:
     """The sidecar's inbound hook: appends our XFCC element as Istio's inbound HCM does
     (APPEND_FORWARD: a caller's own XFCC stays, ours is appended) and names the caller."""
 
-    def inbound(metadata: list[tuple[str, str | bytes]], context: grpc.ServicerContext) -> str | None:
+    def inbound(
+        metadata: list[tuple[str, str | bytes]], context: grpc.ServicerContext
+    ) -> VerifiedPeer | None:
         certificate = peer_certificate(context)
         if certificate is None:
             return None
@@ -113,7 +122,7 @@ def forward_client_certificate(local_identity: str) -> Inbound:
         if previous:
             metadata[:] = [(key, value) for key, value in metadata if key != XFCC]
         metadata.append((XFCC, ",".join([*previous, certificate.xfcc(local_identity)])))
-        return certificate.identity
+        return certificate.peer
 
     return inbound
 
@@ -153,9 +162,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--app", required=True, help="the service behind, e.g. 127.0.0.1:41234")
     parser.add_argument("--identity", required=True, help="this pod's SPIFFE id (XFCC `By`)")
     parser.add_argument("--node-id", required=True, help="this pod's proxy id (metadata exchange)")
+    parser.add_argument("--stats", help="serve Istio's metrics here (/stats/prometheus), e.g. <pod ip>:15090")
+    parser.add_argument(
+        "--peer-metadata", type=Path, help="the control plane's peer directory (with --stats)"
+    )
     arguments = parser.parse_args(argv)
+    if arguments.stats and not arguments.peer_metadata:
+        parser.error("--stats needs --peer-metadata")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s sidecar %(levelname)s %(message)s")
-    server = build_server(arguments.listen, arguments.app, arguments.identity, arguments.node_id)
+    observer = None
+    if arguments.stats:
+        port = int(arguments.listen.rpartition(":")[2])
+        observer, _ = start_stats(
+            DESTINATION, arguments.stats, arguments.node_id, arguments.peer_metadata, port
+        )
+    server = build_server(
+        arguments.listen, arguments.app, arguments.identity, arguments.node_id, observer=observer
+    )
     serve_until_signalled(server, f"{arguments.listen} -> {arguments.app}")
 
 

@@ -1,4 +1,5 @@
-"""Brings the whole local mesh up and down: control plane, every pod (app + sidecar), ingress.
+"""Brings the whole local mesh up and down: control plane, every pod (app + sidecar), ingress,
+and the Prometheus that scrapes them (unless settings.prometheus is None).
 
     mesh = LocalMesh(MeshSettings.for_project(Path.cwd()))
     mesh.start()             # returns once every process serves
@@ -24,6 +25,7 @@ from shopmesh.launch.readiness import free_port, wait_listening, wait_serving
 from shopmesh.launch.service import ServiceProcess
 from shopmesh.localmesh.bootstrap import write_bootstrap
 from shopmesh.localmesh.ca import IdentityFiles
+from shopmesh.localmesh.monitoring import mesh_prometheus, prometheus_binaries, scrape_targets
 from shopmesh.localmesh.placement import Instance, Placement, place
 from shopmesh.localmesh.pods import Pod, app_process
 from shopmesh.localmesh.settings import MeshSettings
@@ -31,6 +33,8 @@ from shopmesh.localmesh.state import MeshState
 from shopmesh.localmesh.translate.translator import gateway_listener_name
 from shopmesh.manifests.model import MeshObjects
 from shopmesh.manifests.render import render
+from shopmesh.telemetry.prometheus import Binaries, LocalPrometheus
+from shopmesh.telemetry.targets import ScrapeTarget
 
 P = TypeVar("P", bound=ManagedProcess)
 
@@ -39,6 +43,7 @@ class Role(enum.IntEnum):
     """What a mesh process is, in the order the mesh stops them: from the front door inwards,
     so that nothing is left sending calls to, or serving configuration for, what has stopped."""
 
+    PROMETHEUS = 0
     INGRESS = 1
     SIDECAR = 2
     APP = 3
@@ -55,6 +60,7 @@ class LocalMesh:
         self.processes: dict[str, ManagedProcess] = {}
         self.roles: dict[str, Role] = {}
         self.gateway_target = ""
+        self.prometheus: LocalPrometheus | None = None
 
     # -- start -------------------------------------------------------------------------------
     def start(self, timeout: float = 60.0) -> None:
@@ -74,11 +80,12 @@ class LocalMesh:
         gateway = gateway_listener_name(self.objects)
         self.gateway_target = f"xds:///{gateway}" if gateway else ""
         pod_addresses = [f"{i.address}:{port}" for i in self.placement.instances for port in i.ports]
-        busy = [
-            a for a in (settings.control_plane, settings.ingress, *pod_addresses) if accepts_connections(a)
-        ]
+        ours = (settings.control_plane, settings.ingress, settings.ingress_stats, *pod_addresses)
+        busy = [address for address in ours if accepts_connections(address)]
         if busy:  # checked first: readiness checks below could not tell our servers from these
             raise RuntimeError(f"already in use: {', '.join(busy)} (another mesh running? see --subnet)")
+        # Prometheus missing or its address taken: said now, before anything has started.
+        binaries = prometheus_binaries(settings.prometheus) if settings.prometheus else None
 
         self._start_control_plane().wait_for_line("READY", timeout)
         self.pods = [Pod(instance, f"127.0.0.1:{free_port()}") for instance in self.placement.instances]
@@ -107,16 +114,35 @@ class LocalMesh:
             # SERVING once its mesh channel is ready: a first grpcurl call never meets the
             # channel's initial reconnect backoff.
             wait_serving(self.processes["ingress"], settings.ingress, timeout)
+        if settings.prometheus and binaries is not None:
+            self._start_prometheus(settings.prometheus, binaries, timeout)
+
+    def scrape_targets(self) -> list[ScrapeTarget]:
+        assert self.placement is not None
+        return scrape_targets(self.pods, self.placement.ingress, self.settings.ingress_stats)
+
+    def _start_prometheus(self, listen: str, binaries: Binaries, timeout: float) -> None:
+        prometheus = mesh_prometheus(
+            self.settings.root, self.state.prometheus_directory, listen, self.scrape_targets(), binaries
+        )
+        self.prometheus = prometheus  # stopped with the mesh, even if it fails to start
+        prometheus.start(timeout)
+        assert prometheus.process is not None
+        self._track(prometheus.process, Role.PROMETHEUS)
 
     def identity_files(self, spiffe_uri: str) -> IdentityFiles:
-        return IdentityFiles(self.state.identities_directory / spiffe_uri.removeprefix("spiffe://"))
+        """The shared certificate of an identity that runs no pod (a client's, an operator's)."""
+        return self.state.identity_files(spiffe_uri)
 
     def write_bootstrap(self, instance: Instance) -> Path:
+        """The xDS bootstrap of a placed pod, with its own certificate, or of another client
+        (a test's, an operator's), with its identity's shared one."""
+        assert self.placement is not None
         return write_bootstrap(
             self.state.bootstrap_file(instance.name),
             instance,
             self.settings.control_plane,
-            self.identity_files(instance.spiffe_id),
+            self.state.credentials(instance, self.placement),
         )
 
     def start_app(self, pod: Pod) -> ServiceProcess:
@@ -151,6 +177,8 @@ class LocalMesh:
                 "--app", pod.app_address,
                 "--identity", pod.instance.spiffe_id,
                 "--node-id", pod.instance.node_id,
+                "--stats", pod.stats_address(index),
+                "--peer-metadata", str(self.state.peer_metadata_file),
             ]  # fmt: skip
             bootstrap = self.state.bootstrap_file(pod.name)
             self._spawn(pod.sidecar_process_name(index), Role.SIDECAR, arguments, bootstrap)
@@ -161,6 +189,9 @@ class LocalMesh:
             "-m", "shopmesh.localmesh.ingress",
             "--listen", self.settings.ingress,
             "--target", self.gateway_target,
+            "--stats", self.settings.ingress_stats,
+            "--node-id", self.placement.ingress.node_id,
+            "--peer-metadata", str(self.state.peer_metadata_file),
         ]  # fmt: skip
         self._spawn(
             "ingress", Role.INGRESS, arguments, self.state.bootstrap_file(self.placement.ingress.name)
@@ -200,5 +231,8 @@ class LocalMesh:
             process.signal(15)
         for process in order:
             process.stop(timeout=5.0)
+        if self.prometheus is not None:  # one that failed to start is not among the processes
+            self.prometheus.stop()
+            self.prometheus = None
         self.processes.clear()
         self.roles.clear()

@@ -126,7 +126,7 @@ class LocalPrometheus:
             )
         )
         if accepts_connections(settings.listen):
-            raise AddressInUse(_in_use_message(settings.listen))
+            raise AddressInUse(in_use_message(settings.listen))
         created = _missing_directories(settings.state)
         try:
             settings.state.mkdir(parents=True, exist_ok=True)
@@ -188,7 +188,7 @@ class LocalPrometheus:
         assert self.process is not None
         log = self._log_tail()
         if "address already in use" in log:
-            raise AddressInUse(_in_use_message(self.settings.listen))
+            raise AddressInUse(in_use_message(self.settings.listen))
         raise PrometheusError(f"Prometheus exited ({self.process.returncode()}):\n{log}")
 
     def _log_tail(self, lines: int = 15) -> str:
@@ -198,7 +198,7 @@ class LocalPrometheus:
             return ""
 
 
-def _in_use_message(address: str) -> str:
+def in_use_message(address: str) -> str:
     held_by = holder(address)
     return (
         f"{address} is already in use{f' by {held_by}' if held_by else ''}: stop it or choose another address"

@@ -1,5 +1,6 @@
 """One local mesh for the whole session: the project's canary stack (k8s/ + istio/ overlays,
-copied so tests may edit them), every pod with the real services behind real sidecars."""
+copied so tests may edit them), every pod with the real services behind real sidecars, and
+the Prometheus that scrapes them."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
         subnet=random.randint(100, 250),
         control_plane=f"127.0.0.1:{free_port()}",
         ingress=f"127.0.0.1:{free_port()}",
+        ingress_stats=f"127.0.0.1:{free_port()}",
+        prometheus=f"127.0.0.1:{free_port()}",
         extra_identities=[spiffe_id("default", "default")],
     )
     local_mesh = LocalMesh(settings)

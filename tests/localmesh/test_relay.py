@@ -19,7 +19,7 @@ from grpc_status import rpc_status
 from services.runtime.contracts import Method
 from shopmesh.localmesh.forwarding import PEER_ID, Relay
 from shopmesh.localmesh.methods import KnownMethods
-from shopmesh.localmesh.observation import RelayedCall
+from shopmesh.localmesh.observation import RelayedCall, VerifiedPeer
 
 SERVICE = "test.Echo"
 KNOWN = KnownMethods(
@@ -129,9 +129,14 @@ def _serve(handler: grpc.GenericRpcHandler) -> tuple[grpc.Server, str]:
     return server, f"127.0.0.1:{port}"
 
 
-def _add_header(metadata: list[tuple[str, str | bytes]], _context: grpc.ServicerContext) -> str | None:
+CALLER = VerifiedPeer("spiffe://cluster.local/ns/test/sa/caller", "ab" * 32)
+
+
+def _add_header(
+    metadata: list[tuple[str, str | bytes]], _context: grpc.ServicerContext
+) -> VerifiedPeer | None:
     metadata.append(("x-added", "by the relay"))
-    return "spiffe://cluster.local/ns/test/sa/caller"
+    return CALLER
 
 
 @pytest.fixture(params=[True, False], ids=["trailers-only", "headers-first"])
@@ -173,7 +178,7 @@ def test_a_unary_call_goes_through_with_metadata_deadline_headers_and_trailers(r
     assert 2.0 < float(trailers["x-seen-deadline"]) <= 5.1
     (observed,) = rig.observer.calls
     assert observed.method == f"/{SERVICE}/Unary"
-    assert observed.caller == "spiffe://cluster.local/ns/test/sa/caller"
+    assert observed.caller == CALLER
     assert ("x-custom", "hello") in observed.request_headers
     assert ("x-added", "by the relay") not in observed.request_headers  # as the caller sent them
     assert observed.code == grpc.StatusCode.OK

@@ -18,6 +18,7 @@ import shopmesh.localmesh.proxybench as package
 from shopmesh.bench import machine
 from shopmesh.localmesh.proxybench.measure import PATHS, measure, observer_cost, summarise
 from shopmesh.localmesh.proxybench.rig import rig
+from shopmesh.localmesh.proxybench.telemetry import compare, scrape_cost, summarise_comparison
 
 _DESCRIPTION = (package.__doc__ or "").split("\n\n")[0]
 
@@ -52,7 +53,38 @@ def render(report: dict[str, Any]) -> str:
             f"{row['concurrency']:>4}  {row['server_plus_client_cpu_ms']:>6}  {row['sidecar_cpu_ms']:>7} "
             f"{side['p50']:>8}/{side['p90']:<7}  {row['ingress_cpu_ms']:>7} {edge['p50']:>8}/{edge['p90']:<7}"
         )
-    lines.append(f"a no-op call observer adds {report['observer_us_per_call']} µs of CPU per relayed call")
+    lines += _observer_lines(report)
+    lines.append(f"rerun: {report['command']}")
+    return "\n".join(lines)
+
+
+def _observer_lines(report: dict[str, Any]) -> list[str]:
+    cost, scrape = report["observer_us_per_call"], report["scrape"]
+    return [
+        f"per relayed call, in-process CPU: handing it to a no-op observer {cost['no-op']} µs; recording "
+        f"Istio's metrics {cost['sidecar']} µs (sidecar), {cost['ingress']} µs (ingress)",
+        f"one scrape of a sidecar's /stats/prometheus ({scrape['series']} series, {scrape['page_bytes']} B): "
+        f"{scrape['render_ms']} ms of CPU",
+    ]
+
+
+def render_comparison(report: dict[str, Any]) -> str:
+    facts = report["machine"]
+    lines = [
+        f"proxy bench, Istio metrics off and on, {report['date']}: {facts['nproc']} CPUs "
+        f"({facts['cpu_model']}), load average {facts['load_average_at_start']} at start, "
+        f"{report['load_average_at_end']} at end",
+        f"{report['settings']['calls']} unary calls per run, {report['settings']['rounds']} runs per mode, "
+        f"{report['settings']['rate'] or 'unpaced'} calls/s",
+        "",
+        f"{'conc':>4}  {'proxy':<8} {'off ms':>7} {'on ms':>7} {'metrics ms':>10}  (CPU per relayed call)",
+    ]
+    for row in report["comparison"]:
+        lines.append(
+            f"{row['concurrency']:>4}  {row['proxy']:<8} {row['off_cpu_ms']:>7} {row['on_cpu_ms']:>7} "
+            f"{row['metrics_cpu_ms']:>10}"
+        )
+    lines += _observer_lines(report)
     lines.append(f"rerun: {report['command']}")
     return "\n".join(lines)
 
@@ -66,6 +98,13 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--rate", type=float, help="calls per second (default: as fast as they go); real traffic is slower"
     )
+    parser.add_argument(
+        "--telemetry",
+        choices=("on", "off", "compare"),
+        default="on",
+        help="the proxies record Istio's metrics (on, as in the mesh), or not, or compare both",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="with --telemetry compare: runs per mode")
     parser.add_argument("--profile", type=Path, help="py-spy recordings of the proxies, here")
     parser.add_argument("--state", type=Path, help="keep certificates and logs here (default: temporary)")
     parser.add_argument("--json", action="store_true")
@@ -74,6 +113,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         parser.error("--calls must be 1..1000000 and --warmup 0..100000")
     if not all(1 <= c <= 256 for c in args.concurrency) or not 0 <= args.size <= 4 * 1024 * 1024:
         parser.error("--concurrency must be 1..256 and --size 0..4194304")
+    if not 1 <= args.rounds <= 100:
+        parser.error("--rounds must be 1..100")
     if args.rate is not None and not 0.1 <= args.rate <= 100_000:
         parser.error("--rate must be 0.1..100000 calls per second")
     return args
@@ -83,36 +124,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = parse(arguments)
     facts = machine()
+    settings: dict[str, Any] = {
+        "calls": args.calls,
+        "warmup": args.warmup,
+        "size": args.size,
+        "rate": args.rate,
+    }
     with ExitStack() as cleanup:
         root = args.state or Path(
             cleanup.enter_context(tempfile.TemporaryDirectory(prefix="shopmesh-proxybench-"))
         )
-        bench = cleanup.enter_context(rig(root))
-        runs = [
-            measure(
-                bench,
-                path,
-                concurrency,
-                calls=args.calls,
-                warmup=args.warmup,
-                size=args.size,
-                rate=args.rate,
-                profile=args.profile,
-            )
-            for concurrency in args.concurrency
-            for path in PATHS
-        ]
+        if args.telemetry == "compare":
+            runs = compare(root, args.concurrency, args.rounds, **settings)
+            results: dict[str, Any] = {"comparison": summarise_comparison(runs)}
+        else:
+            bench = cleanup.enter_context(rig(root, telemetry=args.telemetry == "on"))
+            runs = [
+                measure(bench, path, concurrency, profile=args.profile, **settings)
+                for concurrency in args.concurrency
+                for path in PATHS
+            ]
+            results = {"summary": summarise(runs)}
     report = {
         "command": shlex.join(["python", "-m", "shopmesh.localmesh.proxybench", *arguments]),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": facts,
         "load_average_at_end": [round(value, 2) for value in os.getloadavg()],
-        "settings": {"calls": args.calls, "warmup": args.warmup, "size": args.size, "rate": args.rate},
+        "settings": {**settings, "telemetry": args.telemetry, "rounds": args.rounds},
         "runs": runs,
-        "summary": summarise(runs),
+        **results,
         "observer_us_per_call": observer_cost(),
+        "scrape": scrape_cost(),
     }
-    print(json.dumps(report, indent=2) if args.json else render(report), flush=True)
+    if args.json:
+        print(json.dumps(report, indent=2), flush=True)
+    else:
+        print(render_comparison(report) if "comparison" in report else render(report), flush=True)
     return 0
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -17,10 +19,14 @@ from typing import Any
 import grpc
 
 from shopmesh.bench import proc_status
-from shopmesh.localmesh.ca import spiffe_id
+from shopmesh.localmesh.ca import CertificateAuthority
 from shopmesh.localmesh.forwarding import PEER_ID, CallTally
-from shopmesh.localmesh.observation import RelayedCall
-from shopmesh.localmesh.proxybench.rig import CLIENT_ACCOUNT, Rig, python_module
+from shopmesh.localmesh.istiostats import DESTINATION, SOURCE, IstioStats
+from shopmesh.localmesh.observation import CallObserver, RelayedCall, VerifiedPeer
+from shopmesh.localmesh.peers import PeerDirectory, PeerDirectoryWriter, WorkloadMetadata, workload_metadata
+from shopmesh.localmesh.placement import place
+from shopmesh.localmesh.proxybench.rig import ECHO_PORT, MANIFESTS, Rig, python_module
+from shopmesh.manifests.model import MeshObjects
 
 PATHS = ("direct", "sidecar", "ingress")
 
@@ -138,23 +144,51 @@ class _Discard:
         pass
 
 
-def observer_cost(samples: int = 200_000) -> float:
-    """Microseconds of CPU per call that handing each relayed call to a (no-op) observer adds to
-    a proxy: building the `RelayedCall` and calling `observe`, measured in this process."""
+def bench_directory(directory: Path) -> tuple[PeerDirectory, dict[str, WorkloadMetadata], VerifiedPeer]:
+    """A peer directory as the rig's control plane writes it (the echo pod, the ingress, the
+    client), with one certificate of the ingress recorded: the caller of the measured calls."""
+    objects = MeshObjects.from_yaml(MANIFESTS)
+    placement = place(objects)
+    workloads = workload_metadata(objects, placement)
+    writer = PeerDirectoryWriter(directory / "peer-metadata.json", workloads)
+    issued = CertificateAuthority.create().issue(placement.ingress.spiffe_id, datetime.timedelta(hours=1))
+    writer.record(placement.ingress.node_id, issued)
+    by_pod = {workload.pod: workload for workload in workloads}
+    return PeerDirectory(writer.path), by_pod, VerifiedPeer(issued.spiffe_id, issued.sha256)
+
+
+def observer_cost(samples: int = 100_000) -> dict[str, float]:
+    """Microseconds of CPU per call that each proxy's observer adds, measured in this process:
+    handing the call over to a no-op observer (building the `RelayedCall`, calling `observe`),
+    and recording Istio's metrics for it as the sidecar (destination) and the ingress (source)
+    do. The calls vary in status and duration, so several series and buckets are touched."""
     received = (("traceparent", "00-" + "a" * 32 + "-" + "b" * 16 + "-01"), ("x-request-id", "c" * 36))
-    headers = ((PEER_ID, "sidecar~127.254.1.1~echo-0.shop~shop.svc.cluster.local"),)
-    caller, discard = spiffe_id("shop", CLIENT_ACCOUNT), _Discard()
+    codes = (grpc.StatusCode.OK,) * 8 + (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAVAILABLE)
+    with tempfile.TemporaryDirectory(prefix="shopmesh-observer-") as directory:
+        peers, pods, caller = bench_directory(Path(directory))
+        echo, ingress = pods["echo-0"], pods["istio-ingressgateway-0"]
+        headers = ((PEER_ID, echo.node_id),)
+        observers: dict[str, CallObserver] = {
+            "no-op": _Discard(),
+            "sidecar": IstioStats(DESTINATION, echo, peers, ECHO_PORT),
+            "ingress": IstioStats(SOURCE, ingress, peers),
+        }
 
-    def run(observe: bool) -> float:
-        began = time.process_time()
-        for _ in range(samples):
-            tally = CallTally(received, caller)  # kept with or without an observer
-            if observe:
-                tally.report(discard, "/bench.Echo/Unary", grpc.StatusCode.OK, headers, ())
-        return time.process_time() - began
+        def run(observer: CallObserver | None) -> float:
+            began = time.process_time()
+            for index in range(samples):
+                tally = CallTally(received, caller)  # kept with or without an observer
+                tally.started -= (index % 7) * 0.004  # durations spread over a few buckets
+                if observer is not None:
+                    tally.report(observer, "/bench.Echo/Unary", codes[index % 10], headers, ())
+            return time.process_time() - began
 
-    run(True)  # warm up
-    return round((run(True) - run(False)) / samples * 1e6, 2)
+        for observer in observers.values():
+            run(observer)  # warm up: every series exists
+        bare = run(None)
+        return {
+            name: round((run(observer) - bare) / samples * 1e6, 2) for name, observer in observers.items()
+        }
 
 
 def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -20,7 +20,8 @@ from shopmesh.launch.listeners import accepts_connections
 from shopmesh.launch.processes import ManagedProcess
 from shopmesh.launch.readiness import free_port, wait_serving
 from shopmesh.localmesh.bootstrap import write_bootstrap
-from shopmesh.localmesh.ca import IdentityFiles, spiffe_id
+from shopmesh.localmesh.ca import spiffe_id
+from shopmesh.localmesh.istiostats import ENVOY_PROMETHEUS_PORT
 from shopmesh.localmesh.placement import Instance, place
 from shopmesh.localmesh.state import MeshState
 from shopmesh.localmesh.translate.translator import gateway_listener_name
@@ -109,12 +110,15 @@ class Rig:
     sidecar: str  # xds:/// target of the echo service
     ingress: str  # plaintext
     client_bootstrap: Path
+    #: Where each proxy serves its Istio metrics (none when the rig runs without them).
+    stats: dict[str, str]
 
 
 @contextmanager
-def rig(root: Path, subnet: int | None = None) -> Iterator[Rig]:
+def rig(root: Path, subnet: int | None = None, *, telemetry: bool = True) -> Iterator[Rig]:
     """Control plane, echo, sidecar and ingress, up, under `root`; all stopped on exit. The pod
-    gets 127.<subnet>.1.1 (default: a random one, as the test meshes do)."""
+    gets 127.<subnet>.1.1 (default: a random one, as the test meshes do). With `telemetry`, the
+    proxies record and serve Istio's metrics, as in the local mesh."""
     state = MeshState(root / "state")
     (root / "state").mkdir(parents=True)
     manifests = root / "manifests.yaml"
@@ -138,8 +142,14 @@ def rig(root: Path, subnet: int | None = None) -> Iterator[Rig]:
         processes[name] = process
         return process
 
-    def identity(instance: Instance) -> IdentityFiles:
-        return IdentityFiles(state.identities_directory / instance.spiffe_id.removeprefix("spiffe://"))
+    stats = (
+        {"sidecar": f"{pod.address}:{ENVOY_PROMETHEUS_PORT}", "ingress": f"127.0.0.1:{free_port()}"}
+        if telemetry
+        else {}
+    )
+
+    def stats_arguments(proxy: str) -> list[str]:
+        return ["--stats", stats[proxy], "--peer-metadata", str(state.peer_metadata_file)] if stats else []
 
     try:
         spawn(
@@ -150,7 +160,10 @@ def rig(root: Path, subnet: int | None = None) -> Iterator[Rig]:
         ).wait_for_line("READY", START_TIMEOUT_SECONDS)  # fmt: skip
         bootstraps = {
             instance.name: write_bootstrap(
-                state.bootstrap_file(instance.name), instance, control_plane, identity(instance)
+                state.bootstrap_file(instance.name),
+                instance,
+                control_plane,
+                state.credentials(instance, placement),
             )
             for instance in (pod, placement.ingress, client)
         }
@@ -160,14 +173,16 @@ def rig(root: Path, subnet: int | None = None) -> Iterator[Rig]:
         spawn(
             "sidecar",
             python_module("shopmesh.localmesh.sidecar", "--listen", sidecar, "--app", echo,
-                          "--identity", pod.spiffe_id, "--node-id", pod.node_id),
+                          "--identity", pod.spiffe_id, "--node-id", pod.node_id,
+                          *stats_arguments("sidecar")),
             bootstraps[pod.name],
         )  # fmt: skip
         spawn(
             "ingress",
-            python_module("shopmesh.localmesh.ingress", "--listen", ingress, "--target", f"xds:///{gateway}"),
+            python_module("shopmesh.localmesh.ingress", "--listen", ingress, "--target", f"xds:///{gateway}",
+                          "--node-id", placement.ingress.node_id, *stats_arguments("ingress")),
             bootstraps[placement.ingress.name],
-        )
+        )  # fmt: skip
         processes["sidecar"].wait_for_line("STARTED", START_TIMEOUT_SECONDS)
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while not accepts_connections(sidecar):  # it binds once its Listener arrives
@@ -183,6 +198,7 @@ def rig(root: Path, subnet: int | None = None) -> Iterator[Rig]:
             sidecar=f"xds:///echo.shop.svc.cluster.local:{ECHO_PORT}",
             ingress=ingress,
             client_bootstrap=bootstraps[client.name],
+            stats=stats,
         )
     finally:
         for process in reversed(processes.values()):
