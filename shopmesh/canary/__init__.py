@@ -13,6 +13,8 @@ vendors; each module cites the files it follows:
 - `templates`: MetricTemplate query rendering (pkg/metrics/observers/render.go).
 - `checks`: the metric checks and their events (pkg/controller/scheduler_metrics.go,
   pkg/metrics/observers/istio.go, pkg/metrics/providers/prometheus.go).
+- `status`: the Canary's status, and what the scheduler reads from and does to the world
+  (the cluster or the local mesh, webhooks, Prometheus).
 - `scheduler`: one analysis tick as a state machine over the Canary's status
   (pkg/controller/scheduler.go, scheduler_hooks.go).
 - `events`: Flagger's event texts and Go's formatting of their values.
