@@ -315,3 +315,26 @@ def initialised(objects: MeshObjects) -> Initialised:
         result.resources.append(generated_resource)
         result.generated[generated_resource] = canary.ref
     return result
+
+
+def served(
+    objects: MeshObjects, weights: Mapping[str, tuple[int, int]] | None = None
+) -> list[dict[str, Any]]:
+    """The documents a local control plane serves for a render as Flagger runs it: `initialised`,
+    each Canary's VirtualService at its (primary, canary) weights in `weights` (by
+    `Canary/<namespace>/<name>`; 100/0 when absent), as Flagger's SetRoutes writes them. Written
+    to a file, they are a source the control plane watches: rewriting it moves the traffic."""
+    cluster = initialised(objects)
+    canaries_by_ref = {
+        resource.ref: read_canary(resource)
+        for resource in objects.of_kind("Canary")
+        if resource.api_version == API_VERSION and resource not in cluster.failed
+    }
+    documents = []
+    for resource in cluster.resources:
+        origin = cluster.generated.get(resource)
+        if origin is not None and resource.kind == "VirtualService" and weights and origin in weights:
+            documents.append(set_routes(canaries_by_ref[origin], *weights[origin]))
+        else:
+            documents.append(dict(resource.doc))
+    return documents

@@ -8,10 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.protobuf import json_format
 
 from shopmesh.canary import CanaryError
-from shopmesh.canary.objects import generate, initialised, routes, selector_label, set_routes
+from shopmesh.canary.objects import generate, initialised, routes, selector_label, served, set_routes
 from shopmesh.canary.spec import canaries, read_canary
+from shopmesh.localmesh.placement import place
+from shopmesh.localmesh.translate import names
+from shopmesh.localmesh.translate.translator import translate
 from shopmesh.manifests import schema
 from shopmesh.manifests.findings import Inventory
 from shopmesh.manifests.model import MeshObjects, Resource
@@ -95,6 +99,33 @@ def test_every_generated_object_passes_its_strict_schema(flagger_docs: list[dict
     inventory = Inventory.of(generate(objects, canary).documents)
     schema.validate(inventory)
     assert inventory.findings == []
+
+
+@pytest.mark.slow  # kubectl kustomize
+def test_the_local_mesh_serves_flaggers_objects_and_their_weights(flagger_docs: list[dict[str, Any]]) -> None:
+    """What a local rehearsal serves: the stack as Flagger runs it, weights moved by rewriting
+    its VirtualService. (The load tester is Flagger's, not a service the local mesh runs.)"""
+    documents = [
+        d
+        for d in served(MeshObjects(flagger_docs), {"Canary/shop/order": (90, 10)})
+        if d["metadata"]["name"] != "flagger-loadtester"
+    ]
+    objects = MeshObjects(documents)
+    placement = place(objects, subnet=10)
+    assert {i.name for i in placement.instances} >= {"order-0", "order-primary-0"}
+    snapshot = translate(objects, placement)
+    routes_to_order = snapshot.get(names.ROUTE, "outbound|50051||order.shop.svc.cluster.local")
+    assert routes_to_order is not None
+    (route, *_) = json_format.MessageToDict(routes_to_order)["virtualHosts"][0]["routes"]
+    assert route["route"]["weightedClusters"]["clusters"] == [
+        {"name": "outbound|50051||order-primary.shop.svc.cluster.local", "weight": 90},
+        {"name": "outbound|50051||order-canary.shop.svc.cluster.local", "weight": 10},
+    ]
+    assignment = snapshot.get(names.ENDPOINT, "outbound|50051||order-canary.shop.svc.cluster.local")
+    assert assignment is not None
+    endpoints = json_format.MessageToDict(assignment)["endpoints"][0]["lbEndpoints"]
+    canary_pods = {e["endpoint"]["address"]["socketAddress"]["address"] for e in endpoints}
+    assert canary_pods == {i.address for i in placement.instances if i.name == "order-0"}
 
 
 def _deployment(selector: dict[str, str]) -> dict[str, Any]:
