@@ -141,6 +141,15 @@ def _duration(canary: Canary, metric: Metric, value: float) -> str | None:
     return None
 
 
+def _judged(result: Analysis, metric: Metric, value: float, halt: str | None) -> bool:
+    """Record the value (flagger_canary_metric_analysis); a Halt message fails the analysis."""
+    result.values[metric.name] = value
+    if halt is not None:
+        result.fail(warning(halt))
+        return False
+    return True
+
+
 def _builtin(canary: Canary, metric: Metric, source: MetricsSource, result: Analysis) -> bool:
     query = render(ISTIO_QUERIES[metric.name], MetricModel.of(canary, metric))
     try:
@@ -157,13 +166,8 @@ def _builtin(canary: Canary, metric: Metric, source: MetricsSource, result: Anal
     except QueryError as error:
         result.fail(warning(f"Prometheus query failed: running query failed: {error}"))
         return False
-    result.values[metric.name] = value
     check = _success_rate if metric.name == "request-success-rate" else _duration
-    halt = check(canary, metric, value)
-    if halt is not None:
-        result.fail(warning(halt))
-        return False
-    return True
+    return _judged(result, metric, value, check(canary, metric, value))
 
 
 def _inline(canary: Canary, metric: Metric, source: MetricsSource, result: Analysis) -> bool:
@@ -175,12 +179,7 @@ def _inline(canary: Canary, metric: Metric, source: MetricsSource, result: Analy
     except (QueryError, TemplateError) as error:
         result.fail(warning(f"Prometheus query failed for {metric.name}: {error}"))
         return False
-    result.values[metric.name] = value
-    halt = _bound_failure(canary, metric, value, metric.name)
-    if halt is not None:
-        result.fail(warning(halt))
-        return False
-    return True
+    return _judged(result, metric, value, _bound_failure(canary, metric, value, metric.name))
 
 
 def _templated(
@@ -213,12 +212,7 @@ def _templated(
     except QueryError as error:
         result.fail(warning(f"Metric query failed for {metric.name}: {error}"))
         return False
-    result.values[metric.name] = value
-    halt = _bound_failure(canary, metric, value, metric.name)
-    if halt is not None:
-        result.fail(warning(halt))
-        return False
-    return True
+    return _judged(result, metric, value, _bound_failure(canary, metric, value, metric.name))
 
 
 def run_metric_checks(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from shopmesh.canary.checks import NoValuesFound
 from shopmesh.canary.scheduler import Scheduler, Tick
@@ -105,6 +106,21 @@ def scheduler(objects: MeshObjects, **changes: object) -> Scheduler:
         document["spec"] = spec
         canary = read_canary(document)
     return Scheduler(canary, metric_templates(objects))
+
+
+def canary_document(analysis: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    """A Canary of Deployment order in shop, port 50051, with this analysis (and spec fields)."""
+    return {
+        "apiVersion": "flagger.app/v1beta1",
+        "kind": "Canary",
+        "metadata": {"name": "order", "namespace": "shop"},
+        "spec": {
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "order"},
+            "service": {"port": 50051},
+            "analysis": analysis,
+            **spec,
+        },
+    }
 
 
 def healthy_answers() -> dict[str, Answer | Callable[[], Answer]]:

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from canary.conftest import OVERLAY
-from canary.fakes import FakeWorld
+from canary.fakes import FakeWorld, canary_document
 from shopmesh.canary.checks import ISTIO_QUERIES, NoValuesFound, QueryError, flagger_value, run_metric_checks
 from shopmesh.canary.events import go_duration, go_value, milliseconds
 from shopmesh.canary.spec import Metric, canaries, metric_templates, read_canary
@@ -82,18 +82,7 @@ def test_go_prints_durations_its_way(ms: int, text: str) -> None:
 
 def _canary(metrics: list[dict[str, object]]) -> MeshObjects:
     return MeshObjects(
-        [
-            {
-                "apiVersion": "flagger.app/v1beta1",
-                "kind": "Canary",
-                "metadata": {"name": "order", "namespace": "shop"},
-                "spec": {
-                    "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "order"},
-                    "service": {"port": 50051},
-                    "analysis": {"interval": "1m", "threshold": 1, "stepWeight": 10, "metrics": metrics},
-                },
-            }
-        ]
+        [canary_document({"interval": "1m", "threshold": 1, "stepWeight": 10, "metrics": metrics})]
     )
 
 

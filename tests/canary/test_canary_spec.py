@@ -6,22 +6,9 @@ from typing import Any
 
 import pytest
 
+from canary.fakes import canary_document as _canary
 from shopmesh.canary import CanaryError
 from shopmesh.canary.spec import go_duration_seconds, read_canary
-
-
-def _canary(analysis: dict[str, Any], **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "flagger.app/v1beta1",
-        "kind": "Canary",
-        "metadata": {"name": "order", "namespace": "shop"},
-        "spec": {
-            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "order"},
-            "service": {"port": 50051},
-            "analysis": analysis,
-            **spec,
-        },
-    }
 
 
 @pytest.mark.parametrize(
