@@ -4,6 +4,11 @@ Every stream keeps what its client subscribed to, per type, and what it was last
 response goes out when a subscription changes or when a new snapshot changes a subscribed
 resource. Each `xds:///` target of a client opens its own stream, so nothing is shared
 between streams but the snapshot.
+
+Each stream is answered for its node, as istiod generates per proxy: the node's namespace and
+pod labels (its bootstrap's NAMESPACE and LABELS) decide which outbound listeners it sees
+(its Sidecar's egress) and, for a VirtualService with source-dependent matches, which routes
+it gets (translator.Snapshot).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.protobuf import any_pb2
 
 from shopmesh.localmesh.translate.names import CLUSTER, LISTENER, TYPE_URLS
+from shopmesh.localmesh.translate.proxy import ANONYMOUS, Proxy
 from shopmesh.localmesh.translate.translator import Snapshot
 
 log = logging.getLogger("shopmesh.localmesh.ads")
@@ -30,8 +36,7 @@ FULL_STATE_TYPES = (LISTENER, CLUSTER)
 @dataclass(eq=False)  # identity-hashed: kept in a set of live streams
 class _Stream:
     node_id: str = ""
-    namespace: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
+    proxy: Proxy = ANONYMOUS
     subscriptions: dict[str, set[str]] = field(default_factory=dict)
     changed_subscriptions: set[str] = field(default_factory=set)
     sent: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -44,9 +49,9 @@ class _Stream:
             # The bootstrap's node metadata says who asks (istiod reads the same fields).
             self.node_id = request.node.id
             metadata = request.node.metadata.fields
-            self.namespace = metadata["NAMESPACE"].string_value if "NAMESPACE" in metadata else ""
-            if "LABELS" in metadata:
-                self.labels = {k: v.string_value for k, v in metadata["LABELS"].struct_value.fields.items()}
+            namespace = metadata["NAMESPACE"].string_value if "NAMESPACE" in metadata else ""
+            labels = metadata["LABELS"].struct_value.fields if "LABELS" in metadata else {}
+            self.proxy = Proxy.of(namespace, {k: v.string_value for k, v in labels.items()})
         if request.type_url not in TYPE_URLS:
             log.warning("%s asked for unknown type %s", self.node_id, request.type_url)
             return
@@ -70,11 +75,9 @@ class _Stream:
             if type_url not in self.subscriptions:
                 continue
             wanted = {
-                name
-                for name in self.subscriptions[type_url]
-                if snapshot.visible(type_url, name, self.namespace, self.labels)
+                name for name in self.subscriptions[type_url] if snapshot.visible(type_url, name, self.proxy)
             }
-            digests = {name: snapshot.digest(type_url, name) for name in wanted}
+            digests = {name: snapshot.digest(type_url, name, self.proxy) for name in wanted}
             present = {name: digest for name, digest in digests.items() if digest}
             subscription_changed = type_url in self.changed_subscriptions
             if present == self.sent.get(type_url) and not (
@@ -88,7 +91,9 @@ class _Stream:
             )
             for name in sorted(present):
                 packed = any_pb2.Any()
-                packed.Pack(snapshot.resources[type_url][name])
+                resource = snapshot.get(type_url, name, self.proxy)
+                assert resource is not None  # present: it has a digest
+                packed.Pack(resource)
                 response.resources.append(packed)
             self.sent[type_url] = present
             out.append(response)

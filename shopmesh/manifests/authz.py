@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from services.runtime.declaration import ServiceDeclaration
 from services.runtime.registry import declaration, declarations, start_order
 from shopmesh.manifests.mesh import INGRESS_GATEWAY, principal
-from shopmesh.manifests.model import MeshObjects, Workload, selects
+from shopmesh.manifests.model import MeshObjects, Resource, Workload, selects
 from shopmesh.manifests.policy import (
     Attribute,
     AuthorizationPolicy,
@@ -114,6 +114,18 @@ def _workloads_of(objects: MeshObjects, service: str) -> list[Workload]:
 def grpc_paths(service: str) -> list[str]:
     """The paths one workload serves: its methods, reflection (v1, v1alpha) and health."""
     return [m.path for m in declaration(service).methods] + [*REFLECTION_PATHS, HEALTH_PATH]
+
+
+def served_contract(objects: MeshObjects, service: Resource) -> str | None:
+    """The declared gRPC service a Service fronts: the one its pods run (their `app` label),
+    or, when it selects none, the one it is named after. So Flagger's `order-primary` and
+    `order-canary` front order as the Service `order` does."""
+    selector = service.spec.get("selector")
+    apps = {w.app for w in objects.workloads_selected(service.namespace, selector)} if selector else set()
+    declared = sorted(apps & set(declarations()))
+    if len(declared) == 1:
+        return declared[0]
+    return service.name if not declared and service.name in declarations() else None
 
 
 def grpc_port(objects: MeshObjects, service: str) -> int:

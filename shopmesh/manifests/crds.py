@@ -191,10 +191,27 @@ def _messages(error: Any) -> list[str]:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             lines.append(f"{'' if path == '(root)' else path + '.'}{field}: unknown field{hint}")
         return lines
+    required_only = _required_alternatives(error)
+    if required_only is not None:
+        choices = "; ".join(", ".join(fields) for fields in required_only)
+        quantifier = "exactly one" if error.validator == "oneOf" and not error.context else "one"
+        return [f"{path}: needs {quantifier} of these sets of fields: {choices}"]
     message = str(error.message)
     if len(message) > _MAX_MESSAGE:
         message = message[:_MAX_MESSAGE] + "…"
     return [f"{path}: {message}"]
+
+
+def _required_alternatives(error: Any) -> list[list[str]] | None:
+    """For a oneOf/anyOf whose branches only require fields (Flagger's analysis: interval,
+    threshold and one of iterations, stepWeight, stepWeights), the branches' field lists;
+    jsonschema's own message would print the whole object."""
+    if error.validator not in ("oneOf", "anyOf") or not isinstance(error.validator_value, list):
+        return None
+    branches = error.validator_value
+    if not branches or any(not isinstance(b, dict) or set(b) != {"required"} for b in branches):
+        return None
+    return [[str(field) for field in branch["required"]] for branch in branches]
 
 
 @cache

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shopmesh.canary.objects import Initialised
 from shopmesh.manifests.messages import CATALOG, Level
 from shopmesh.manifests.model import MeshObjects, Resource
 
@@ -27,9 +28,16 @@ class Finding:
 class Inventory(MeshObjects):
     """The objects of one stack, and what the analyzers found in them."""
 
-    def __init__(self, resources: Iterable[Resource | Mapping[str, Any] | None]) -> None:
+    def __init__(
+        self,
+        resources: Iterable[Resource | Mapping[str, Any] | None],
+        flagger: Initialised | None = None,
+    ) -> None:
         super().__init__(resources)
         self.findings: list[Finding] = []
+        #: What Flagger made of the render's Canaries, when the resources include it
+        #: (objects no file holds, the rendered ones it overwrote, the Canaries it could not run).
+        self.flagger = flagger or Initialised([], {}, {}, {})
 
     @classmethod
     def of(cls, docs: Iterable[Mapping[str, Any]]) -> Inventory:
@@ -38,6 +46,9 @@ class Inventory(MeshObjects):
     def report(self, code: str, resource: Resource, message: str) -> None:
         if code not in CATALOG:
             raise KeyError(f"unknown finding code {code}")
+        origin = self.flagger.generated.get(resource)
+        if origin is not None:
+            message = f"{message} (as Flagger makes it for {origin})"
         self.findings.append(Finding(code, resource.ref, message))
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from shopmesh.canary.objects import initialised
 from shopmesh.manifests import analyzers, schema
 from shopmesh.manifests.findings import Finding, Inventory
 from shopmesh.manifests.messages import Level
+from shopmesh.manifests.model import MeshObjects
 from shopmesh.manifests.render import Stack
 
 
@@ -17,6 +20,14 @@ class StackReport:
     findings: list[Finding]
 
 
+def applied(documents: Iterable[Mapping[str, Any]]) -> Inventory:
+    """A stack's objects as a cluster runs them: the render, and what Flagger makes of each
+    Canary in it (its primary Deployment, Services, DestinationRules and VirtualService;
+    shopmesh/canary/objects.py). A finding on a generated object names its Canary."""
+    cluster = initialised(MeshObjects(documents))
+    return Inventory(cluster.resources, flagger=cluster)
+
+
 def lint_inventory(inventory: Inventory) -> list[Finding]:
     schema.validate(inventory)
     analyzers.analyze(inventory)
@@ -24,7 +35,7 @@ def lint_inventory(inventory: Inventory) -> list[Finding]:
 
 
 def lint(stacks: Iterable[Stack]) -> list[StackReport]:
-    return [StackReport(stack, lint_inventory(Inventory.of(stack.render()))) for stack in stacks]
+    return [StackReport(stack, lint_inventory(applied(stack.render()))) for stack in stacks]
 
 
 def has_errors(findings: Iterable[Finding]) -> bool:

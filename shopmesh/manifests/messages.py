@@ -76,4 +76,8 @@ CATALOG: dict[str, Message] = _catalog(
     Message("SHM0307", "GrpcPortWithoutAppProtocol", E),
     Message("SHM0308", "MissingPrometheusAnnotations", W),
     Message("SHM0309", "CommittedSecret", E),
+    Message("SHM0400", "CanaryCannotRun", E),
+    Message("SHM0401", "CanaryServiceRoutedByHand", E),
+    Message("SHM0402", "GrpcCanaryJudgedByHttpStatus", E),
+    Message("SHM0403", "CanaryWithoutLoad", W),
 )

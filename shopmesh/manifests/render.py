@@ -3,6 +3,7 @@ lint, the authorization matrix, the topology and the local mesh alike.
 
 A stack is what is applied together: a k8s/ render and the istio/ render meant for it.
 `k8s/overlays/<name>` goes with `istio/overlays/<name>` when that exists, else with `istio/`.
+`k8s/monitoring` (what a cluster's prometheus-operator and Grafana get) is a stack of its own.
 """
 
 from __future__ import annotations
@@ -104,8 +105,12 @@ def _overlays(directory: Path) -> dict[str, Path]:
     }
 
 
+#: The kustomization applied on its own, into the cluster's monitoring stack.
+MONITORING = Path("k8s") / "monitoring"
+
+
 def discover_stacks(root: Path) -> list[Stack]:
-    """The stacks of a project: `default` (k8s + istio) and one per k8s overlay."""
+    """The stacks of a project: `default` (k8s + istio), one per overlay, and `monitoring`."""
     k8s, istio = root / "k8s", root / "istio"
     if not (k8s / "kustomization.yaml").is_file() and not (istio / "kustomization.yaml").is_file():
         raise RenderError(f"{root} has neither k8s/kustomization.yaml nor istio/kustomization.yaml")
@@ -118,6 +123,8 @@ def discover_stacks(root: Path) -> list[Stack]:
     for name, istio_overlay in istio_overlays.items():
         if name not in _overlays(k8s):
             stacks.append(Stack(name, (k8s, istio_overlay)))
+    if (root / MONITORING / "kustomization.yaml").is_file():
+        stacks.append(Stack("monitoring", (root / MONITORING,)))
     return stacks
 
 

@@ -1,10 +1,13 @@
 """Strict schema validation of every rendered object.
 
 Kubernetes objects: kubernetes-validate with `strict=True` (unknown fields are errors, so a
-typo never passes silently). Istio objects: the pydantic models of cloudcoil.models.istio with
-`strict=True, extra="forbid"` (without `extra="forbid"` they accept any unknown field).
-A failing Istio object is Istio's IST0106 SchemaValidationError; a failing Kubernetes object
-our SHM0001 (istioctl analyze does not validate Kubernetes kinds).
+typo never passes silently). Custom resources of a vendored CRD (Flagger's, the
+prometheus-operator's: shopmesh/manifests/crds/): that CRD's schema, strictly (crds.py).
+Istio objects: the pydantic models of cloudcoil.models.istio with `strict=True,
+extra="forbid"` (without `extra="forbid"` they accept any unknown field).
+A failing Istio object is Istio's IST0106 SchemaValidationError; any other failing object our
+SHM0001 (istioctl analyze validates neither Kubernetes kinds nor other custom resources): what
+`kubectl apply`, strict by default, would refuse.
 """
 
 from __future__ import annotations
@@ -96,10 +99,17 @@ def _kubernetes_errors(resource: Resource) -> list[str]:
 
 
 def validate(inventory: Inventory) -> None:
+    # Imported here: crds.py reads this module's KUBERNETES_VERSION.
+    from shopmesh.manifests.crds import vendored
+
+    custom = vendored()
     for resource in inventory.resources:
         if resource.is_istio:
             for message in _istio_errors(resource):
                 inventory.report("IST0106", resource, f"Schema validation error: {message}")
+        elif custom.knows(resource.api_version, resource.kind):
+            for message in custom.errors(dict(resource.doc)):
+                inventory.report("SHM0001", resource, f"Schema validation error: {message}")
         else:
             for message in _kubernetes_errors(resource):
                 inventory.report("SHM0001", resource, f"Schema validation error: {message}")

@@ -8,6 +8,7 @@ from pathlib import Path
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
 from envoy.service.discovery.v3 import discovery_pb2
+from google.protobuf import struct_pb2
 
 from shopmesh.localmesh.ads import _Stream
 from shopmesh.localmesh.placement import place
@@ -65,3 +66,44 @@ def test_only_changed_subscribed_resources_are_pushed_again() -> None:
     routes.virtual_hosts[0].routes[0].route.retry_policy.num_retries.value = 5
     (response,) = stream.responses(changed, version=3)
     assert (response.type_url, response.version_info) == (names.ROUTE, "3")
+
+
+def _node(stream: _Stream, type_url: str, name: str, namespace: str, labels: dict[str, str]) -> None:
+    request = discovery_pb2.DiscoveryRequest(type_url=type_url, resource_names=[name])
+    request.node.id = f"sidecar~127.0.0.1~{labels.get('app', 'x')}.{namespace}~{namespace}.svc.cluster.local"
+    metadata = struct_pb2.Struct()
+    metadata.update({"NAMESPACE": namespace, "LABELS": labels})
+    request.node.metadata.CopyFrom(metadata)
+    stream.on_request(request)
+
+
+def test_each_node_is_answered_with_the_routes_its_labels_select() -> None:
+    objects = MeshObjects.from_yaml(FIXTURE.read_text())
+    faulted = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": "payment", "namespace": "shop"},
+        "spec": {
+            "hosts": ["payment"],
+            "http": [
+                {
+                    "name": "v2-fails",
+                    "match": [{"sourceLabels": {"version": "v2"}}],
+                    "fault": {"abort": {"grpcStatus": "UNAVAILABLE", "percentage": {"value": 100}}},
+                    "route": [{"destination": {"host": "payment"}}],
+                },
+                {"name": "payment-api", "route": [{"destination": {"host": "payment"}}]},
+            ],
+        },
+    }
+    objects = MeshObjects([*objects, faulted])
+    snapshot = translate(objects, place(objects))
+    answered = {}
+    for version in ("v1", "v2"):
+        stream = _Stream()
+        _node(stream, names.ROUTE, PAYMENT_ROUTE, "shop", {"app": "order", "version": version})
+        (response,) = stream.responses(snapshot, version=1)
+        configuration = route_pb2.RouteConfiguration()
+        response.resources[0].Unpack(configuration)
+        answered[version] = [route.name for route in configuration.virtual_hosts[0].routes]
+    assert answered == {"v1": ["payment-api"], "v2": ["v2-fails", "payment-api"]}

@@ -14,7 +14,6 @@ CreateOrder, in a tenth of the time.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 import uuid
@@ -27,6 +26,7 @@ import grpc
 import pytest
 
 from localmesh.meshcalls import client_bootstrap, encoded, pod_of, probe, target
+from localmesh.statistics import binomial_bounds
 from shop.inventory.v1 import inventory_pb2
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shopmesh.localmesh.supervisor import LocalMesh
@@ -41,30 +41,6 @@ CONCURRENCY = 2
 #: The whole run's budget: 2000 orders take about two minutes on two idle cores.
 ORDERS_BUDGET_SECONDS = 420.0
 CANARY = (("x-canary", "true"),)
-
-
-def binomial_bounds(n: int, p: float, confidence: float = 0.999) -> tuple[int, int]:
-    """The smallest [low, high] holding `confidence` of Binomial(n, p), tails split evenly."""
-    pmf = [
-        math.exp(
-            math.lgamma(n + 1)
-            - math.lgamma(k + 1)
-            - math.lgamma(n - k + 1)
-            + k * math.log(p)
-            + (n - k) * math.log(1 - p)
-        )
-        for k in range(n + 1)
-    ]
-    tail = (1 - confidence) / 2
-    low, acc = 0, 0.0
-    while acc + pmf[low] <= tail:
-        acc += pmf[low]
-        low += 1
-    high, acc = n, 0.0
-    while acc + pmf[high] <= tail:
-        acc += pmf[high]
-        high -= 1
-    return low, high
 
 
 def in_parallel(

@@ -184,7 +184,7 @@ def test_the_gateway_gets_the_routes_of_its_bound_virtual_services(snapshot: Sna
 @pytest.mark.parametrize(
     ("kind", "patch"),
     [
-        ("VirtualService", {"fault": {"abort": {"httpStatus": 503}}}),
+        ("VirtualService", {"mirror": {"host": "order", "subset": "v2"}}),
         ("AuthorizationPolicy", {"action": "CUSTOM"}),
     ],
 )

@@ -30,7 +30,14 @@ def rendered(directory: str) -> list[dict[str, Any]]:
 
 
 def test_every_top_level_directory_and_overlay_is_listed() -> None:
-    assert KUSTOMIZATIONS == ["istio", "istio/overlays/canary", "k8s", "k8s/overlays/canary"]
+    assert KUSTOMIZATIONS == [
+        "istio",
+        "istio/overlays/canary",
+        "istio/overlays/flagger",
+        "k8s",
+        "k8s/overlays/canary",
+        "k8s/overlays/flagger",
+    ]
 
 
 @pytest.mark.slow  # kubectl kustomize
@@ -78,6 +85,39 @@ def test_canary_overlay_adds_order_v2_only() -> None:
 
 
 @pytest.mark.slow  # kubectl kustomize
+def test_flagger_overlay_selects_order_on_a_label_flagger_rewrites() -> None:
+    """Flagger rewrites the first of app, name, app.kubernetes.io/name in the target's selector
+    on its primary's pods: here app.kubernetes.io/name, so `app: order` (what the policies
+    select) stays on the primary's pods too; `version` is out of the immutable selector."""
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in rendered("k8s/overlays/flagger")}
+    order = docs[("Deployment", "order")]
+    assert order["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": "order"}
+    labels = order["spec"]["template"]["metadata"]["labels"]
+    assert labels["app"] == labels["app.kubernetes.io/name"] == "order"
+    base = {(d["kind"], d["metadata"]["name"]) for d in rendered("k8s")}
+    assert set(docs) - base == {
+        ("Canary", "order"),
+        ("MetricTemplate", "grpc-success-rate"),
+        ("MetricTemplate", "grpc-request-duration-p99"),
+        ("ServiceAccount", "flagger-loadtester"),
+        ("Deployment", "flagger-loadtester"),
+        ("Service", "flagger-loadtester"),
+        ("NetworkPolicy", "flagger-loadtester"),
+        ("NetworkPolicy", "order-from-flagger-loadtester"),
+    }
+
+
+@pytest.mark.slow  # kubectl kustomize
+def test_istio_flagger_overlay_leaves_order_routing_to_flagger() -> None:
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in rendered("istio/overlays/flagger")}
+    assert ("VirtualService", "order") not in docs
+    assert "subsets" not in docs[("DestinationRule", "order")]["spec"]
+    ingress = docs[("VirtualService", "shop-ingress")]["spec"]
+    assert [route["name"] for route in ingress["http"]] == ["catalog"]
+    assert ingress["hosts"] == ["shop.example.com"]
+
+
+@pytest.mark.slow  # kubectl kustomize
 def test_istio_renders_every_kind() -> None:
     assert set(_kinds("istio")) == {
         "PeerAuthentication",
@@ -95,7 +135,12 @@ def test_stacks_pair_overlays_by_name(repository: Path) -> None:
         s.name: [str(d.relative_to(repository)) for d in s.directories]
         for s in render.discover_stacks(repository)
     }
-    assert stacks == {"default": ["k8s", "istio"], "canary": ["k8s/overlays/canary", "istio/overlays/canary"]}
+    assert stacks == {
+        "default": ["k8s", "istio"],
+        "canary": ["k8s/overlays/canary", "istio/overlays/canary"],
+        "flagger": ["k8s/overlays/flagger", "istio/overlays/flagger"],
+        "monitoring": ["k8s/monitoring"],
+    }
 
 
 def test_missing_kubectl_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from envoy.config.core.v3 import config_source_pb2
 from google.protobuf import wrappers_pb2
 
 from shopmesh.localmesh.translate import names
-from shopmesh.localmesh.translate.routes import parse_duration
+from shopmesh.localmesh.translate.durations import parse_duration
 from shopmesh.localmesh.translate.tls import client_tls_mode, upstream_transport_socket
 from shopmesh.manifests.mesh import fqdn
 from shopmesh.manifests.model import MeshObjects, Resource, Service

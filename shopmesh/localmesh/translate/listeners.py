@@ -39,7 +39,7 @@ def outbound_listener(listener_name: str, route_name: str, address: str, port: i
             config_source=config_source_pb2.ConfigSource(ads=config_source_pb2.AggregatedConfigSource()),
             route_config_name=route_name,
         ),
-        http_filters=[_filter("envoy.filters.http.fault", fault_pb2.HTTPFault()), _filter(*ROUTER)],
+        http_filters=[_filter(names.FAULT_FILTER, fault_pb2.HTTPFault()), _filter(*ROUTER)],
     )
     return listener_pb2.Listener(
         name=listener_name,

@@ -14,6 +14,10 @@ SERVER_LISTENER_TEMPLATE = "grpc/server?xds.resource.listening_address=%s"
 #: The transport socket name gRPC requires on TLS contexts (grpcgen: transportSocketName).
 TLS_TRANSPORT_SOCKET = "envoy.transport_sockets.tls"
 
+#: The fault filter of outbound listeners, and the key of its per-route config
+#: (wellknown.Fault in istiod).
+FAULT_FILTER = "envoy.filters.http.fault"
+
 #: The names of the RBAC filters istiod gives proxyless servers (grpcgen/lds.go).
 RBAC_FILTER = "envoy.filters.http.rbac"
 RBAC_DENY_FILTER = "envoy.filters.http.rbac.DENY"

@@ -1,44 +1,33 @@
 """VirtualService → xDS routes (pilot/pkg/networking/core route translation, which grpcgen's
-RDS reuses through BuildSidecarOutboundVirtualHosts)."""
+RDS reuses through BuildSidecarOutboundVirtualHosts), for one proxy: a match with
+sourceLabels, sourceNamespace or gateways applies only where it applies (proxy.py), and a
+route's `fault` goes in its typed_per_filter_config (fault.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from envoy.config.route.v3 import route_components_pb2 as rc
-from google.protobuf import duration_pb2, wrappers_pb2
+from google.protobuf import wrappers_pb2
 
 from shopmesh.localmesh.translate import TranslationError, names
+from shopmesh.localmesh.translate.durations import parse_duration
+from shopmesh.localmesh.translate.fault import http_fault
 from shopmesh.localmesh.translate.matching import virtual_service_string
+from shopmesh.localmesh.translate.proxy import SOURCE_FIELDS, Proxy, gateway_name, source_matches
 from shopmesh.manifests.mesh import fqdn
 from shopmesh.manifests.model import MeshObjects, Resource
 
 MESH_GATEWAY = "mesh"
+#: The HTTPMatchRequest fields enforced locally.
+MATCH_FIELDS = frozenset({"name", "uri", "headers", "method", "authority", "ignoreUriCase", *SOURCE_FIELDS})
 
 #: Istio's route retry policy when a VirtualService sets none (networking/core/route/retry:
 #: DefaultPolicy). gRPC acts on the gRPC status names among them (`unavailable`,
 #: `cancelled`) and ignores Envoy's HTTP-level ones, exactly as a proxyless Istio client does.
 DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
 DEFAULT_RETRY_ATTEMPTS = 2
-
-
-def parse_duration(value: str | None, where: str) -> duration_pb2.Duration | None:
-    """Istio durations: `10s`, `1.5s`, `500ms`, `1m`, `1h`."""
-    if value is None:
-        return None
-    text = str(value).strip()
-    units = (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0))
-    for suffix, scale in units:
-        if text.endswith(suffix) and not (suffix == "s" and text.endswith("ms")):
-            try:
-                seconds = float(text[: -len(suffix)]) * scale
-            except ValueError:
-                break
-            duration = duration_pb2.Duration()
-            duration.FromNanoseconds(round(seconds * 1e9))
-            return duration
-    raise TranslationError(f"{where}: {value!r} is not a duration")
 
 
 def bound_virtual_services(objects: MeshObjects, gateway: str, hostname: str | None = None) -> list[Resource]:
@@ -51,9 +40,7 @@ def bound_virtual_services(objects: MeshObjects, gateway: str, hostname: str | N
     for vs in objects.of_kind("VirtualService"):
         spec = vs.spec
         namespace = vs.namespace
-        gateways = [
-            g if "/" in g or g == MESH_GATEWAY else f"{namespace}/{g}" for g in spec.get("gateways") or []
-        ]
+        gateways = [gateway_name(g, namespace) for g in spec.get("gateways") or []]
         if not gateways:
             gateways = [MESH_GATEWAY]
         if gateway not in gateways:
@@ -65,25 +52,34 @@ def bound_virtual_services(objects: MeshObjects, gateway: str, hostname: str | N
 
 
 def build_routes(
-    objects: MeshObjects, virtual_services: Sequence[Resource], default_destination: tuple[str, int] | None
+    objects: MeshObjects,
+    virtual_services: Sequence[Resource],
+    default_destination: tuple[str, int] | None,
+    proxy: Proxy,
+    gateways: Collection[str],
 ) -> list[rc.Route]:
-    """The routes of one virtual host: every HTTP route of the VirtualServices, in order, then
-    Istio's catch-all to the service itself when there is one (no VirtualService, or none
-    matched)."""
+    """The routes of one virtual host as `proxy`, a proxy of `gateways` (`mesh`: a sidecar),
+    gets them: every HTTP route of the VirtualServices, in order, each match that applies to
+    this proxy a route, then Istio's catch-all to the service itself when there is one (no
+    VirtualService, or none matched)."""
     routes: list[rc.Route] = []
     for vs in virtual_services:
         namespace = vs.namespace
         for index, http in enumerate(vs.spec.get("http") or []):
             where = f"VirtualService {namespace}/{vs.name} http[{index}]"
             action = _route_action(objects, http, namespace, where)
+            fault = http_fault(http["fault"], where) if "fault" in http else None
             for match in http.get("match") or [{}]:
-                routes.append(
-                    rc.Route(
-                        name=str(http.get("name") or f"{vs.name}.{index}"),
-                        match=_route_match(match, where),
-                        route=action,
-                    )
+                if not source_matches(match, proxy, gateways, namespace):
+                    continue
+                route = rc.Route(
+                    name=str(http.get("name") or f"{vs.name}.{index}"),
+                    match=_route_match(match, where),
+                    route=action,
                 )
+                if fault is not None:
+                    route.typed_per_filter_config[names.FAULT_FILTER].Pack(fault)
+                routes.append(route)
     if default_destination is not None:
         hostname, port = default_destination
         routes.append(
@@ -97,7 +93,7 @@ def build_routes(
 
 
 def _route_match(match: Mapping[str, Any], where: str) -> rc.RouteMatch:
-    unsupported = set(match) - {"name", "uri", "headers", "method", "authority", "ignoreUriCase"}
+    unsupported = set(match) - MATCH_FIELDS
     if unsupported:
         raise TranslationError(f"{where}: match fields {sorted(unsupported)} are not enforced locally")
     route_match = rc.RouteMatch()
@@ -140,7 +136,7 @@ def _destination_cluster(
 def _route_action(
     objects: MeshObjects, http: Mapping[str, Any], namespace: str, where: str
 ) -> rc.RouteAction:
-    unsupported = set(http) - {"name", "match", "route", "retries", "timeout"}
+    unsupported = set(http) - {"name", "match", "route", "retries", "timeout", "fault"}
     if unsupported:
         raise TranslationError(f"{where}: {sorted(unsupported)} are not enforced locally")
     destinations = http.get("route") or []

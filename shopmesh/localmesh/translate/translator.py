@@ -1,14 +1,19 @@
 """The translator: every rule applied, the result one `Snapshot`.
 
-`translate(objects, placement)` returns a `Snapshot`: every resource by type and name. The
-same resources serve every node (clients ask by name; each pod's server listener is named by
-its own address), so the control plane keeps one snapshot and answers each stream from it.
+`translate(objects, placement)` returns a `Snapshot`: every resource by type and name. Most
+resources are the same for every node (clients ask by name; each pod's server listener is
+named by its own address). Two things differ per node, as istiod generates each proxy's
+configuration for it: the outbound listeners a pod's Sidecar lets it see, and the routes of a
+VirtualService whose matches apply to some proxies only (`sourceLabels`, `sourceNamespace`,
+`gateways`: translate/proxy.py). Such a route configuration is held as a builder, built once
+per distinct proxy that asks, and each ADS stream is answered for its own node.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from envoy.config.core.v3 import address_pb2, health_check_pb2
@@ -20,6 +25,7 @@ from shopmesh.localmesh.placement import Instance, Placement
 from shopmesh.localmesh.translate import TranslationError, names
 from shopmesh.localmesh.translate.clusters import clusters_for
 from shopmesh.localmesh.translate.listeners import inbound_listener, outbound_listener
+from shopmesh.localmesh.translate.proxy import ANONYMOUS, Proxy, depends_on_proxy
 from shopmesh.localmesh.translate.rbac import rbac_filters
 from shopmesh.localmesh.translate.routes import (
     MESH_GATEWAY,
@@ -30,7 +36,7 @@ from shopmesh.localmesh.translate.routes import (
 from shopmesh.localmesh.translate.scope import EgressScope, egress_scopes, scope_for
 from shopmesh.localmesh.translate.tls import STRICT, downstream_transport_socket, mtls_mode
 from shopmesh.manifests.mesh import INGRESS_GATEWAY_HOST
-from shopmesh.manifests.model import MeshObjects, Service, ServicePort, selects
+from shopmesh.manifests.model import MeshObjects, Resource, Service, ServicePort, selects
 from shopmesh.manifests.policy import PolicyError, WorkloadPolicies, authorization_policies
 
 __all__ = ["Snapshot", "TranslationError", "gateway_listener_name", "translate"]
@@ -38,7 +44,7 @@ __all__ = ["Snapshot", "TranslationError", "gateway_listener_name", "translate"]
 
 @dataclass
 class Snapshot:
-    """Every xDS resource, by type URL then resource name."""
+    """Every xDS resource, by type URL then resource name; some built per proxy."""
 
     resources: dict[str, dict[str, Message]] = field(
         default_factory=lambda: {type_url: {} for type_url in names.TYPE_URLS}
@@ -46,14 +52,17 @@ class Snapshot:
     #: outbound listener name -> service hostname, to scope them per pod (Sidecar egress)
     outbound_hosts: dict[str, str] = field(default_factory=dict)
     scopes: list[EgressScope] = field(default_factory=list)
+    #: (type URL, name) -> the builder of a resource whose content depends on the proxy
+    per_proxy: dict[tuple[str, str], Callable[[Proxy], Message]] = field(default_factory=dict)
+    _built: dict[tuple[str, str, Proxy], Message] = field(default_factory=dict)
 
-    def visible(self, type_url: str, name: str, namespace: str, labels: Mapping[str, str]) -> bool:
-        """Whether a pod (namespace, labels) may see this resource: its Sidecar's egress hosts
-        bound the outbound listeners it gets; everything else is shared."""
+    def visible(self, type_url: str, name: str, proxy: Proxy) -> bool:
+        """Whether a pod may see this resource: its Sidecar's egress hosts bound the outbound
+        listeners it gets; everything else is shared."""
         hostname = self.outbound_hosts.get(name) if type_url == names.LISTENER else None
         if hostname is None:
             return True
-        scope = scope_for(self.scopes, namespace, labels)
+        scope = scope_for(self.scopes, proxy.namespace, proxy.label_map)
         return scope is None or scope.allows(hostname)
 
     def add(self, type_url: str, name: str, message: Message) -> None:
@@ -61,17 +70,29 @@ class Snapshot:
             raise TranslationError(f"two {type_url.rsplit('.', 1)[-1]} resources named {name}")
         self.resources[type_url][name] = message
 
-    def get(self, type_url: str, name: str) -> Message | None:
-        return self.resources[type_url].get(name)
+    def add_per_proxy(self, type_url: str, name: str, build: Callable[[Proxy], Message]) -> None:
+        """A resource each proxy gets its own version of; `resources` holds what a proxy no
+        source condition picks (ANONYMOUS) gets."""
+        self.add(type_url, name, build(ANONYMOUS))
+        self.per_proxy[(type_url, name)] = build
+
+    def get(self, type_url: str, name: str, proxy: Proxy = ANONYMOUS) -> Message | None:
+        build = self.per_proxy.get((type_url, name))
+        if build is None or proxy == ANONYMOUS:
+            return self.resources[type_url].get(name)
+        key = (type_url, name, proxy)
+        if key not in self._built:
+            self._built[key] = build(proxy)
+        return self._built[key]
 
     def items(self) -> Iterator[tuple[str, str, Message]]:
         for type_url, by_name in self.resources.items():
             for name, message in sorted(by_name.items()):
                 yield type_url, name, message
 
-    def digest(self, type_url: str, name: str) -> str:
-        """A stable fingerprint of one resource, to push only what changed."""
-        message = self.resources[type_url].get(name)
+    def digest(self, type_url: str, name: str, proxy: Proxy = ANONYMOUS) -> str:
+        """A stable fingerprint of one resource as `proxy` gets it, to push only what changed."""
+        message = self.get(type_url, name, proxy)
         if message is None:
             return ""
         return hashlib.sha256(message.SerializeToString(deterministic=True)).hexdigest()
@@ -145,19 +166,10 @@ def translate(objects: MeshObjects, placement: Placement) -> Snapshot:
             )
             snapshot.outbound_hosts[listener_name] = hostname
             virtual_services = bound_virtual_services(objects, MESH_GATEWAY, hostname)
-            routes = build_routes(objects, virtual_services, None if virtual_services else (hostname, port))
-            snapshot.add(
-                names.ROUTE,
-                route_name,
-                route_pb2.RouteConfiguration(
-                    name=route_name,
-                    virtual_hosts=[
-                        route_components_pb2.VirtualHost(
-                            name=listener_name, domains=virtual_host_domains(hostname, port), routes=routes
-                        )
-                    ],
-                ),
+            configuration = functools.partial(
+                _service_routes, objects, virtual_services, route_name, listener_name, hostname, port
             )
+            _add_routes(snapshot, route_name, virtual_services, configuration)
         for cluster, subset_labels in clusters_for(objects, service, sans):
             snapshot.add(names.CLUSTER, cluster.name, cluster)
             port = int(cluster.name.split("|")[1])
@@ -185,6 +197,39 @@ def translate(objects: MeshObjects, placement: Placement) -> Snapshot:
     return snapshot
 
 
+def _service_routes(
+    objects: MeshObjects,
+    virtual_services: list[Resource],
+    route_name: str,
+    listener_name: str,
+    hostname: str,
+    port: int,
+    proxy: Proxy,
+) -> route_pb2.RouteConfiguration:
+    """A sidecar's routes to one service port: its mesh VirtualServices', or the service."""
+    default = None if virtual_services else (hostname, port)
+    host = route_components_pb2.VirtualHost(
+        name=listener_name,
+        domains=virtual_host_domains(hostname, port),
+        routes=build_routes(objects, virtual_services, default, proxy, {MESH_GATEWAY}),
+    )
+    return route_pb2.RouteConfiguration(name=route_name, virtual_hosts=[host])
+
+
+def _add_routes(
+    snapshot: Snapshot,
+    name: str,
+    virtual_services: list[Resource],
+    configuration: Callable[[Proxy], route_pb2.RouteConfiguration],
+) -> None:
+    """Shared routes, or per proxy when a match applies to some proxies only. Each variant is
+    built from the objects as they were when translated."""
+    if any(depends_on_proxy(vs.spec.get("http")) for vs in virtual_services):
+        snapshot.add_per_proxy(names.ROUTE, name, configuration)
+    else:
+        snapshot.add(names.ROUTE, name, configuration(ANONYMOUS))
+
+
 def _add_gateway(snapshot: Snapshot, objects: MeshObjects, placement: Placement, listener_name: str) -> None:
     """The ingress gateway's client side: one API listener whose routes are those of every
     VirtualService bound to a Gateway selecting the ingress pod.
@@ -196,21 +241,18 @@ def _add_gateway(snapshot: Snapshot, objects: MeshObjects, placement: Placement,
     host, port = listener_name.rsplit(":", 1)
     route_name = f"gateway|{port}|{host}"
     snapshot.add(names.LISTENER, listener_name, outbound_listener(listener_name, route_name, host, int(port)))
-    virtual_services = [
-        vs
-        for gateway in _ingress_gateways(objects, placement)
-        for vs in bound_virtual_services(objects, gateway)
-    ]
+    gateways = _ingress_gateways(objects, placement)
+    virtual_services = [vs for gateway in gateways for vs in bound_virtual_services(objects, gateway)]
     unique = list({(vs.namespace, vs.name): vs for vs in virtual_services}.values())
-    routes = build_routes(objects, unique, None)
-    snapshot.add(
-        names.ROUTE,
-        route_name,
-        route_pb2.RouteConfiguration(
+
+    def configuration(proxy: Proxy) -> route_pb2.RouteConfiguration:
+        routes = build_routes(objects, unique, None, proxy, set(gateways))
+        return route_pb2.RouteConfiguration(
             name=route_name,
             virtual_hosts=[route_components_pb2.VirtualHost(name="gateway", domains=["*"], routes=routes)],
-        ),
-    )
+        )
+
+    _add_routes(snapshot, route_name, unique, configuration)
 
 
 def describe(snapshot: Snapshot) -> Mapping[str, list[str]]:

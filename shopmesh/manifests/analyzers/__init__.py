@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from shopmesh.manifests.analyzers import authorization, hardening, istio_routing, mesh_coherence, workloads
+from shopmesh.manifests.analyzers import (
+    authorization,
+    flagger,
+    hardening,
+    istio_routing,
+    mesh_coherence,
+    workloads,
+)
 from shopmesh.manifests.findings import Inventory
 
 Analyzer = Callable[[Inventory], None]
@@ -19,6 +26,7 @@ ALL: tuple[Analyzer, ...] = (
     *authorization.ANALYZERS,
     *hardening.ANALYZERS,
     *mesh_coherence.ANALYZERS,
+    *flagger.ANALYZERS,
 )
 
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from services.runtime.registry import declarations
+from shopmesh.manifests.authz import served_contract
 from shopmesh.manifests.findings import Inventory
 from shopmesh.manifests.model import Workload
 
@@ -127,7 +128,7 @@ def grpc_service_ports(inventory: Inventory) -> None:
     """SHM0307: a Service in front of a gRPC server declares `appProtocol: grpc` and a
     `grpc…` port name, so Istio (and Kiali) treat it as gRPC without sniffing."""
     for service in inventory.of_kind("Service"):
-        if service.name not in declarations():
+        if served_contract(inventory, service) is None:
             continue
         for port in service.spec.get("ports") or []:
             if port.get("appProtocol") != "grpc" or not str(port.get("name", "")).startswith("grpc"):

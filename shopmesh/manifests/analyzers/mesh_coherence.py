@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from services.runtime.registry import declaration, declarations
-from shopmesh.manifests.authz import allows, grpc_paths, grpc_port
+from shopmesh.manifests.authz import allows, grpc_paths, grpc_port, served_contract
 from shopmesh.manifests.findings import Inventory, namespace_resource
 from shopmesh.manifests.mesh import CLUSTER_DOMAIN, INGRESS_GATEWAY, fqdn
 from shopmesh.manifests.model import MeshObjects, Resource, Workload, selects
@@ -54,10 +54,9 @@ def _retries_disabled(route: Mapping[str, Any]) -> bool:
 
 
 def grpc_service_hosts(inventory: Inventory) -> dict[str, str]:
-    """FQDN -> contract name, for the rendered Services of the three gRPC services."""
-    return {
-        fqdn(s.name, s.namespace): s.name for s in inventory.of_kind("Service") if s.name in declarations()
-    }
+    """FQDN -> contract name, for the rendered Services in front of the declared gRPC services."""
+    hosts = {fqdn(s.name, s.namespace): served_contract(inventory, s) for s in inventory.of_kind("Service")}
+    return {host: contract for host, contract in hosts.items() if contract is not None}
 
 
 def retries_on_non_idempotent(inventory: Inventory) -> None:
@@ -95,7 +94,7 @@ def destination_rules(inventory: Inventory) -> None:
     and outlier detection on both 5xx and gateway errors."""
     rules = {fqdn(dr.spec.get("host", ""), dr.namespace): dr for dr in inventory.of_kind("DestinationRule")}
     for service in inventory.of_kind("Service"):
-        if service.name not in declarations():
+        if served_contract(inventory, service) is None:
             continue
         dr = rules.get(fqdn(service.name, service.namespace))
         if dr is None:
@@ -134,9 +133,8 @@ def mesh_edges(inventory: MeshObjects) -> Iterator[tuple[Workload, Workload, Res
     service, any connection to another Service's port)."""
     policies = authorization_policies(inventory, skip_invalid=True)
     for service in inventory.of_kind("Service"):
-        paths: list[str | None] = (
-            [m.path for m in declaration(service.name).methods] if service.name in declarations() else [None]
-        )
+        contract = served_contract(inventory, service)
+        paths: list[str | None] = [m.path for m in declaration(contract).methods] if contract else [None]
         for callee in inventory.workloads_selected(
             service.namespace, service.spec.get("selector") or {"": ""}
         ):
