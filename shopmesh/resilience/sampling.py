@@ -9,7 +9,8 @@ says where a process is heading. Resident memory is **growing** when that slope 
 memory: 3) and a socket is a pool filling, not a leak. Anything else is **bounded**. So a
 10-minute run at 5 orders a second catches a leak of 7 KiB a second (1.4 KiB an order) or of a
 file every 400 orders; a stable process wanders by allocator steps that the slope of a hundred
-and fifty samples averages out. Slower leaks need longer runs.
+and fifty samples averages out. A single large step late in a run reads as growth, and slower
+leaks pass: a longer run tells both apart.
 """
 
 from __future__ import annotations

@@ -114,6 +114,8 @@ def render(report: dict[str, Any]) -> str:
                 f"<- {case['family']}: {case['name']} "
                 f"({case['transport']} {case['path'][:80]}, body {case['body_hex'][:60]})"
             )
+        for family, seconds in target["seconds_until_serving_after"].items():
+            lines.append(f"  not SERVING for {seconds} s after {family}")
         if target["unhealthy_after"]:
             lines.append(f"  NOT SERVING after: {', '.join(target['unhealthy_after'])}")
     return "\n".join(lines)

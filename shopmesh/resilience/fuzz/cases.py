@@ -234,13 +234,15 @@ def unknown_method(targets: Sequence[Rpc], randomness: random.Random) -> list[Ca
     }
     cases = [Case("unknown_method", name, path, b"", (False, False)) for name, path in grpc_paths.items()]
     cases += [
-        Case("unknown_method", name, known, headers=_headers(path=path), data=grpc_message(b""))
+        Case("unknown_method", name, known, headers=grpc_headers(path=path), data=grpc_message(b""))
         for name, path in raw_paths.items()
     ]
     return cases
 
 
-def _headers(path: bytes = b"/grpc.health.v1.Health/Check", **changes: bytes | None) -> tuple[Header, ...]:
+def grpc_headers(
+    path: bytes = b"/grpc.health.v1.Health/Check", **changes: bytes | None
+) -> tuple[Header, ...]:
     """A gRPC request's headers, with `changes` (a None value drops the header)."""
     fields: dict[str, bytes | None] = {
         ":method": b"POST",
@@ -262,7 +264,6 @@ def bad_metadata(targets: Sequence[Rpc], randomness: random.Random) -> list[Case
     control = bytes(randomness.randrange(0, 32) for _ in range(8))
     grpc_cases: dict[str, list[tuple[str, str | bytes]]] = {
         f"x-request-id of {huge} bytes": [("x-request-id", "r" * huge)],
-        "x-request-id of control characters": [("x-request-id", "\x7f\x1bid")],
         "600 headers": [(f"x-fuzz-{n}", "v") for n in range(600)],
         "traceparent of garbage": [("traceparent", "00-zz-yy-01")],
         "traceparent all zeros": [("traceparent", "00-" + "0" * 32 + "-" + "0" * 16 + "-01")],
@@ -271,41 +272,47 @@ def bad_metadata(targets: Sequence[Rpc], randomness: random.Random) -> list[Case
         "grpc-timeout as metadata": [("x-grpc-timeout", "abc")],
     }
     raw_cases: dict[str, tuple[tuple[Header, ...], bytes]] = {
-        "grpc-timeout abc": (_headers(path, grpc_timeout=b"abc"), grpc_message(body)),
-        "grpc-timeout of 9 digits of hours": (_headers(path, grpc_timeout=b"99999999H"), grpc_message(body)),
-        "grpc-timeout of 10 digits": (_headers(path, grpc_timeout=b"9999999999S"), grpc_message(body)),
-        "grpc-timeout negative": (_headers(path, grpc_timeout=b"-5S"), grpc_message(body)),
-        "grpc-timeout 0n": (_headers(path, grpc_timeout=b"0n"), grpc_message(body)),
-        "grpc-timeout unit x": (_headers(path, grpc_timeout=b"1x"), grpc_message(body)),
-        "x-request-id of raw control bytes": (_headers(path, x_request_id=control), grpc_message(body)),
-        "x-request-id of 100 KiB": (_headers(path, x_request_id=b"r" * 102400), grpc_message(body)),
-        "content-type application/json": (_headers(path, content_type=b"application/json"), b"{}"),
-        "content-type application/grpc+json": (
-            _headers(path, content_type=b"application/grpc+json"),
+        "grpc-timeout abc": (grpc_headers(path, grpc_timeout=b"abc"), grpc_message(body)),
+        "grpc-timeout of 9 digits of hours": (
+            grpc_headers(path, grpc_timeout=b"99999999H"),
             grpc_message(body),
         ),
-        "no content-type": (_headers(path, content_type=None), grpc_message(body)),
-        "no te": (_headers(path, te=None), grpc_message(body)),
-        "method GET": (_headers(path, **{":method": b"GET"}), b""),
-        "scheme ftp": (_headers(path, **{":scheme": b"ftp"}), grpc_message(body)),
-        "no path": (tuple(h for h in _headers(path) if h[0] != b":path"), grpc_message(body)),
-        "upper-case header name": ((*_headers(path), (b"X-Request-Id", b"a")), grpc_message(body)),
-        "two paths": ((*_headers(path), (b":path", b"/x/y")), grpc_message(body)),
+        "grpc-timeout of 10 digits": (grpc_headers(path, grpc_timeout=b"9999999999S"), grpc_message(body)),
+        "grpc-timeout negative": (grpc_headers(path, grpc_timeout=b"-5S"), grpc_message(body)),
+        "grpc-timeout 0n": (grpc_headers(path, grpc_timeout=b"0n"), grpc_message(body)),
+        "grpc-timeout unit x": (grpc_headers(path, grpc_timeout=b"1x"), grpc_message(body)),
+        "x-request-id of raw control bytes": (grpc_headers(path, x_request_id=control), grpc_message(body)),
+        "x-request-id of 100 KiB": (grpc_headers(path, x_request_id=b"r" * 102400), grpc_message(body)),
+        "content-type application/json": (grpc_headers(path, content_type=b"application/json"), b"{}"),
+        "content-type application/grpc+json": (
+            grpc_headers(path, content_type=b"application/grpc+json"),
+            grpc_message(body),
+        ),
+        "no content-type": (grpc_headers(path, content_type=None), grpc_message(body)),
+        "no te": (grpc_headers(path, te=None), grpc_message(body)),
+        "method GET": (grpc_headers(path, **{":method": b"GET"}), b""),
+        "scheme ftp": (grpc_headers(path, **{":scheme": b"ftp"}), grpc_message(body)),
+        "no path": (tuple(h for h in grpc_headers(path) if h[0] != b":path"), grpc_message(body)),
+        "upper-case header name": ((*grpc_headers(path), (b"X-Request-Id", b"a")), grpc_message(body)),
+        "two paths": ((*grpc_headers(path), (b":path", b"/x/y")), grpc_message(body)),
         "grpc-encoding snappy": (
-            _headers(path, grpc_encoding=b"snappy"),
+            grpc_headers(path, grpc_encoding=b"snappy"),
             grpc_message(b"\x01\x02", compressed=True),
         ),
         "gzip flag on garbage": (
-            _headers(path, grpc_encoding=b"gzip"),
+            grpc_headers(path, grpc_encoding=b"gzip"),
             grpc_message(b"not gzip", compressed=True),
         ),
-        "compressed flag without an encoding": (_headers(path), grpc_message(b"\x0a\x00", compressed=True)),
-        "message length past the end": (_headers(path), grpc_message(b"\x0a\x00", length=1000)),
-        "message length 4 GiB": (_headers(path), grpc_message(b"", length=0xFFFFFFFF)),
-        "no message for a unary method": (_headers(path), b""),
-        "two messages for a unary method": (_headers(path), grpc_message(body) * 2),
-        "half a length prefix": (_headers(path), b"\x00\x00\x00"),
-        "flag byte 0x80": (_headers(path), b"\x80" + struct.pack(">I", 0)),
+        "compressed flag without an encoding": (
+            grpc_headers(path),
+            grpc_message(b"\x0a\x00", compressed=True),
+        ),
+        "message length past the end": (grpc_headers(path), grpc_message(b"\x0a\x00", length=1000)),
+        "message length 4 GiB": (grpc_headers(path), grpc_message(b"", length=0xFFFFFFFF)),
+        "no message for a unary method": (grpc_headers(path), b""),
+        "two messages for a unary method": (grpc_headers(path), grpc_message(body) * 2),
+        "half a length prefix": (grpc_headers(path), b"\x00\x00\x00"),
+        "flag byte 0x80": (grpc_headers(path), b"\x80" + struct.pack(">I", 0)),
     }
     cases = [_grpc("bad_metadata", name, rpc, body, metadata) for name, metadata in grpc_cases.items()]
     cases += [
