@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "authz": "shopmesh.commands.authz:register",
     "topology": "shopmesh.commands.topology:register",
     "mesh": "shopmesh.commands.mesh:register",
+    "check": "shopmesh.commands.check:register",
 }
 
 
