@@ -29,6 +29,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         parser.add_argument(
             "-n", "--namespace", default="default", help="for objects without one (default: default)"
         )
+        if name == "delete":
+            parser.add_argument(
+                "--ignore-not-found", action="store_true", help="an object that is not applied is no error"
+            )
         parser.set_defaults(handler=handler)
     rotate = commands.add_parser(
         "rotate-certificates", help="have the running mesh's CA renew every certificate now"
@@ -81,10 +85,11 @@ def _change(args: argparse.Namespace, apply: bool) -> int:
         changed = applied.apply(objects)
     else:
         changed, missing = applied.delete(objects)
-        for name in missing:
-            print(f"not applied, nothing to delete: {name}", file=sys.stderr)
+        if not args.ignore_not_found:
+            for name in missing:
+                print(f"not applied, nothing to delete: {name}", file=sys.stderr)
         if not changed:
-            return 1
+            return 0 if args.ignore_not_found else 1
     try:
         refused = applied.wait_served(args.timeout)
     except TimeoutError as error:
