@@ -74,17 +74,19 @@ class Timing:
     window_seconds: float
     settle_seconds: int
     fault_seconds: int
+    rotation_interval_seconds: int
 
     def variables(self) -> list[str]:
         return [
             f"ingress_success_met={ingress_success_met(self.window)}",
             f"settle_seconds:int={self.settle_seconds}",
             f"fault_seconds:int={self.fault_seconds}",
+            f"rotation_interval_seconds:int={self.rotation_interval_seconds}",
         ]
 
 
-FULL = Timing("1m", 60.0, settle_seconds=65, fault_seconds=60)
-SHORT = Timing("15s", 15.0, settle_seconds=17, fault_seconds=10)
+FULL = Timing("1m", 60.0, settle_seconds=65, fault_seconds=60, rotation_interval_seconds=15)
+SHORT = Timing("15s", 15.0, settle_seconds=17, fault_seconds=10, rotation_interval_seconds=6)
 
 
 @dataclass
