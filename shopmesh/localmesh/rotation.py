@@ -54,6 +54,13 @@ def _token(request: Path) -> str:
         return ""
 
 
+def _answered_token(request: Path) -> str:
+    try:
+        return str(json.loads(_answer_file(request).read_text()).get("token", ""))
+    except (FileNotFoundError, json.JSONDecodeError, AttributeError):
+        return ""
+
+
 def _rotate_and_answer(request: Path, token: str, rotate_all: Callable[[], int]) -> None:
     renewed = rotate_all()
     answer = _answer_file(request)
@@ -65,8 +72,9 @@ def _rotate_and_answer(request: Path, token: str, rotate_all: Callable[[], int])
 async def serve_rotation_requests(request: Path, rotate_all: Callable[[], int]) -> None:
     """The control plane's side: on each new request, renew everything, then answer."""
     loop = asyncio.get_running_loop()
-    # A request older than this control plane was answered by its start (every certificate new).
-    answered = await loop.run_in_executor(None, _token, request)
+    # What was answered already (by an earlier control plane): a request not answered yet, even
+    # one made while this control plane started, is served.
+    answered = await loop.run_in_executor(None, _answered_token, request)
     while True:
         await asyncio.sleep(POLL_SECONDS)
         token = await loop.run_in_executor(None, _token, request)
