@@ -32,6 +32,7 @@ class PodStatus:
     name: str
     ready: bool
     restarts: int
+    ready_since: float | None  # when it last became Ready (epoch seconds)
 
 
 def _ready(value: Any) -> bool:
@@ -58,7 +59,12 @@ def pod_statuses(mesh_state: str) -> dict[str, PodStatus]:
     document = json.loads(completed.stdout)
     rows = document.get("pods", []) if isinstance(document, dict) else document
     return {
-        str(row["name"]): PodStatus(str(row["name"]), _ready(row.get("ready")), int(row.get("restarts", 0)))
+        str(row["name"]): PodStatus(
+            str(row["name"]),
+            _ready(row.get("ready")),
+            int(row.get("restarts", 0)),
+            float(row["ready_since"]) if row.get("ready_since") is not None else None,
+        )
         for row in rows
     }
 
@@ -105,17 +111,28 @@ def ready_again(pod: str, seconds: float, mesh_state: str, noticed_within: float
         time.sleep(POLL_SECONDS)
 
 
-def not_ready_for(pod: str, seconds: float, mesh_state: str) -> dict[str, Any]:
-    """Asserts that `pod` stays not Ready for `seconds` (it waits for something: the control
-    plane, say); raises the moment it is Ready."""
+def not_ready_for(pod: str, seconds: float, mesh_state: str, noticed_within: float = 10.0) -> dict[str, Any]:
+    """Right after `pod` was killed: waits until the mesh has noticed (the pod not Ready, or its
+    restart count up), then asserts that it stays not Ready until `seconds` have passed since
+    this probe began (it waits for something: its database, the control plane); raises the
+    moment it is Ready."""
     started = time.monotonic()
+    first = pod_statuses(mesh_state).get(pod)
+    if first is None:
+        raise ProbeFailed(f"no pod named {pod} in the mesh")
+    noticed = not first.ready
     while time.monotonic() - started < float(seconds):
-        status = pod_statuses(mesh_state).get(pod)
-        if status is None:
-            raise ProbeFailed(f"no pod named {pod} in the mesh")
-        if status.ready:
-            raise ProbeFailed(f"{pod} was Ready after {time.monotonic() - started:.1f} s")
+        status = pod_statuses(mesh_state)[pod]
+        elapsed = time.monotonic() - started
+        if not noticed:
+            noticed = not status.ready or status.restarts > first.restarts
+            if not noticed and elapsed > float(noticed_within):
+                raise ProbeFailed(f"{pod} stayed Ready for {float(noticed_within):g} s")
+        elif status.ready:
+            raise ProbeFailed(f"{pod} was Ready again after {elapsed:.1f} s")
         time.sleep(POLL_SECONDS)
+    if not noticed:
+        raise ProbeFailed(f"{pod} stayed Ready")
     return {"pod": pod, "not_ready_seconds": float(seconds)}
 
 

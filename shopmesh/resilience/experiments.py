@@ -111,13 +111,17 @@ def mesh_up(state: Path, postgres: bool, log: Path) -> Iterator[RunningMesh]:
         "--ingress", ingress, "--ingress-stats", f"127.0.0.1:{free_port()}", "--prometheus", prometheus,
         *(["--postgres"] if postgres else []),
     ]  # fmt: skip
+    state.chmod(0o711)  # the PostgreSQL mode's server runs as its own OS user, under this directory
     with log.open("ab") as output:
         process = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + MESH_START_SECONDS
         while "Ctrl-C stops everything." not in log.read_text(errors="replace"):
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the local mesh did not start: {log.read_text(errors='replace')[-2000:]}")
+                said = [
+                    line for line in log.read_text(errors="replace").splitlines() if "did not start" in line
+                ]
+                raise RuntimeError(said[-1] if said else f"the local mesh did not start (see {log})")
             time.sleep(0.5)
         yield RunningMesh(state, ingress, f"http://{prometheus}", postgres)
     finally:
@@ -170,7 +174,10 @@ class PodWatcher:
                 statuses = pod_statuses(str(self.state))
             except (AssertionError, OSError, ValueError, subprocess.TimeoutExpired):
                 continue  # a missed sample; the next one counts
-            pods = {name: (status.ready, status.restarts) for name, status in statuses.items()}
+            pods = {
+                name: recovery.PodState(status.ready, status.restarts, status.ready_since)
+                for name, status in statuses.items()
+            }
             self.samples.append(recovery.PodSample(time.time(), pods))
 
     def __enter__(self) -> PodWatcher:
@@ -219,7 +226,7 @@ def figures(
             "outputs": {run["activity"]["name"]: run.get("output") for run in journal.get("run") or []},
         },
         "event": recovery.calls_between(load.timeline, start, end),
-        "pods": recovery.recoveries(pods.samples, start, end + 5),
+        "pods": recovery.recoveries(pods.samples, kill_time(journal) or start, end + 5),
         "books": recovery.books_figures(books),
     }
     back = [r for r in journal.get("run") or [] if r["activity"]["name"] == "start-the-control-plane"]
@@ -227,6 +234,15 @@ def figures(
         out["control_plane_back_at"] = round(recovery.epoch(back[0]["end"]) - start, 1)
     out["bars"] = recovery.bars(name, out)
     return out
+
+
+def kill_time(journal: dict[str, Any]) -> float | None:
+    """When the method's first `mesh kill` ended (it sends SIGKILL just before it exits)."""
+    for run in journal.get("run") or []:
+        arguments = (run["activity"].get("provider") or {}).get("arguments") or []
+        if isinstance(arguments, list) and arguments[:2] == ["mesh", "kill"]:
+            return recovery.epoch(run["end"])
+    return None
 
 
 def run_on(

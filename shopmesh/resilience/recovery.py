@@ -3,9 +3,11 @@ event, how long each pod took to be Ready again, what the books say, and which b
 
 Three clocks are set side by side, all wall-clock epoch seconds: the Chaos Toolkit journal (when
 each activity began and ended), the load's record of every call (shopmesh.resilience.load), and
-the samples of `mesh ps` taken every half second. The *event* of an experiment runs from the
-start of its method's first activity to the end of its last one (a pause after an activity is
-not part of it: the settling time the steady state is judged on afterwards is not the event).
+the samples of `mesh ps` taken every half second (each pod's readiness, restarts, and when the
+kubelet last saw it become Ready). The *event* of an experiment runs from the start of its
+method's first activity to the end of its last one (a pause after an activity is not part of
+it: the settling time the steady state is judged on afterwards is not the event). A pod's
+recovery counts from the kill: the end of the `mesh kill` command, which sends SIGKILL last.
 """
 
 from __future__ import annotations
@@ -62,32 +64,40 @@ def calls_between(timeline: Sequence[CallRecord], start: float, end: float) -> d
 
 
 @dataclass(frozen=True)
+class PodState:
+    ready: bool
+    restarts: int
+    ready_since: float | None  # when it last became Ready (epoch seconds), as the kubelet says
+
+
+@dataclass(frozen=True)
 class PodSample:
     at: float  # epoch seconds
-    pods: Mapping[str, tuple[bool, int]]  # name -> (ready, restarts)
+    pods: Mapping[str, PodState]
 
 
 def recoveries(samples: Sequence[PodSample], since: float, until: float) -> dict[str, dict[str, Any]]:
-    """Each pod that was not Ready, or restarted, between `since` and `until`: when it was
-    first seen not Ready, when Ready again, after how many seconds (from `since`: the kill),
-    and its restarts."""
+    """Each pod that was not Ready, or restarted, between `since` (the kill, or the start of the
+    event) and `until`: when it was first seen not Ready, when it became Ready again (the
+    kubelet's own time of it), both in seconds after `since`, and its restarts."""
     window = [sample for sample in samples if since <= sample.at <= until]
     before = next((s for s in reversed(samples) if s.at < since), window[0] if window else None)
     if before is None:
         return {}
     out: dict[str, dict[str, Any]] = {}
-    for pod, (_, restarts_before) in before.pods.items():
-        down = next((s.at for s in window if pod in s.pods and not s.pods[pod][0]), None)
-        restarted = next((s.at for s in window if pod in s.pods and s.pods[pod][1] > restarts_before), None)
+    for pod, earlier in before.pods.items():
+        states = [(sample.at, sample.pods[pod]) for sample in window if pod in sample.pods]
+        down = next((at for at, state in states if not state.ready), None)
+        restarted = next((at for at, state in states if state.restarts > earlier.restarts), None)
         if down is None and restarted is None:
             continue
         noticed = min(t for t in (down, restarted) if t is not None)
-        back = next((s.at for s in window if s.at >= noticed and s.pods.get(pod, (False, 0))[0]), None)
-        last = window[-1].pods.get(pod, (False, restarts_before))
+        back = next((state for at, state in states if at >= noticed and state.ready), None)
+        ready_again = back.ready_since if back is not None and back.ready_since is not None else None
         out[pod] = {
             "not_ready_seen_at": round(down - since, 1) if down is not None else None,
-            "ready_again_at": round(back - since, 1) if back is not None else None,
-            "restarts": last[1] - restarts_before,
+            "ready_again_at": round(ready_again - since, 1) if ready_again is not None else None,
+            "restarts": (states[-1][1].restarts if states else earlier.restarts) - earlier.restarts,
         }
     return out
 

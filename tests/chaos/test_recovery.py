@@ -8,6 +8,7 @@ from typing import Any
 from shopmesh.resilience.load import CallRecord
 from shopmesh.resilience.recovery import (
     PodSample,
+    PodState,
     bars,
     books_figures,
     calls_between,
@@ -43,18 +44,27 @@ def test_calls_in_the_window_their_failures_by_code_and_p99() -> None:
     assert calls_between(timeline, T0 + 100, T0 + 110)["failed_share"] is None
 
 
-def test_a_pods_recovery_counts_from_the_kill_to_ready_again() -> None:
+def test_a_pods_recovery_counts_from_the_kill_to_when_the_kubelet_saw_it_ready() -> None:
+    up, other = PodState(True, 0, T0 - 100), PodState(True, 0, T0 - 100)
     samples = [
-        PodSample(T0 - 1, {"payment-0": (True, 0), "payment-1": (True, 0)}),
-        PodSample(T0 + 0.5, {"payment-0": (False, 0), "payment-1": (True, 0)}),
-        PodSample(T0 + 1.0, {"payment-0": (False, 1), "payment-1": (True, 0)}),
-        PodSample(T0 + 4.0, {"payment-0": (True, 1), "payment-1": (True, 0)}),
+        PodSample(T0 - 1, {"payment-0": up, "payment-1": other}),
+        PodSample(T0 + 0.5, {"payment-0": PodState(False, 0, None), "payment-1": other}),
+        PodSample(T0 + 1.0, {"payment-0": PodState(False, 1, None), "payment-1": other}),
+        # sampled at +4.0, Ready since +3.2 by the kubelet's clock: that is the recovery
+        PodSample(T0 + 4.0, {"payment-0": PodState(True, 1, T0 + 3.2), "payment-1": other}),
     ]
     assert recoveries(samples, T0, T0 + 10) == {
-        "payment-0": {"not_ready_seen_at": 0.5, "ready_again_at": 4.0, "restarts": 1}
+        "payment-0": {"not_ready_seen_at": 0.5, "ready_again_at": 3.2, "restarts": 1}
     }
     # still down at the end of the window: no recovery time
     assert recoveries(samples[:3], T0, T0 + 10)["payment-0"]["ready_again_at"] is None
+    # restarted so fast that no sample saw it not Ready: the restart count tells
+    quick = [samples[0], PodSample(T0 + 2, {"payment-0": PodState(True, 1, T0 + 1.5), "payment-1": other})]
+    assert recoveries(quick, T0, T0 + 10)["payment-0"] == {
+        "not_ready_seen_at": None,
+        "ready_again_at": 1.5,
+        "restarts": 1,
+    }
 
 
 def _figures(share: float, mttr: float | None, counts: dict[str, int]) -> dict[str, Any]:
