@@ -155,3 +155,13 @@ def certificates_renewed(within_seconds: float, mesh_state: str) -> dict[str, st
     if stale:
         raise ProbeFailed(f"not renewed in the last {float(within_seconds):g} s: {', '.join(stale)}")
     return serials
+
+
+def control_plane_running(mesh_state: str) -> str:
+    """Starts the mesh's control plane unless it runs: a rollback that may follow a method that
+    started it already, or one that stopped before it could."""
+    status = _mesh_json("ps", "--json", "--state", mesh_state)["control_plane"]["status"]
+    if status == "Running":
+        return "it was running"
+    _mesh_json("start-control-plane", "--state", mesh_state)
+    return "started"
