@@ -43,10 +43,10 @@ def _ready(value: Any) -> bool:
     return value is True
 
 
-def pod_statuses(mesh_state: str) -> dict[str, PodStatus]:
-    """Every pod of the mesh by name, as `shopmesh mesh ps --json` reports it now."""
+def _mesh_json(*arguments: str) -> Any:
+    """`shopmesh mesh ARGUMENTS`: its output, as JSON when it is JSON."""
     completed = subprocess.run(
-        [sys.executable, "-m", "shopmesh.cli", "mesh", "ps", "--json", "--state", mesh_state],
+        [sys.executable, "-m", "shopmesh.cli", "mesh", *arguments],
         capture_output=True,
         text=True,
         timeout=PS_TIMEOUT_SECONDS,
@@ -54,9 +54,17 @@ def pod_statuses(mesh_state: str) -> dict[str, PodStatus]:
     )
     if completed.returncode != 0:
         raise ProbeFailed(
-            f"shopmesh mesh ps exited {completed.returncode}: {completed.stderr.strip()[-300:]}"
+            f"shopmesh mesh {arguments[0]} exited {completed.returncode}: {completed.stderr[-300:]}"
         )
-    document = json.loads(completed.stdout)
+    try:
+        return json.loads(completed.stdout)
+    except ValueError:
+        return completed.stdout
+
+
+def pod_statuses(mesh_state: str) -> dict[str, PodStatus]:
+    """Every pod of the mesh by name, as `shopmesh mesh ps --json` reports it now."""
+    document = _mesh_json("ps", "--json", "--state", mesh_state)
     rows = document.get("pods", []) if isinstance(document, dict) else document
     return {
         str(row["name"]): PodStatus(
