@@ -213,6 +213,8 @@ def figures(
     name: str, mesh: RunningMesh, journal: dict[str, Any], load: OrderLoad, pods: PodWatcher
 ) -> dict[str, Any]:
     start, end = recovery.event_window(journal)
+    kill = kill_times(journal)
+    since = kill[1] if kill else start
     books = asyncio.run(check(mesh.databases(), stocked=demo_catalog(), wait=SETTLE_SECONDS)).to_json()
     steady = journal.get("steady_states") or {}
     out: dict[str, Any] = {
@@ -226,22 +228,25 @@ def figures(
             "outputs": {run["activity"]["name"]: run.get("output") for run in journal.get("run") or []},
         },
         "event": recovery.calls_between(load.timeline, start, end),
-        "pods": recovery.recoveries(pods.samples, kill_time(journal) or start, end + 5),
+        # Recovery counts from the kill (the end of `mesh kill`), or from the start of the event.
+        "recovery_from": "the kill" if kill else "the start of the event",
+        "pods": recovery.recoveries(pods.samples, since, end + 5, before=kill[0] if kill else None),
         "books": recovery.books_figures(books),
     }
     back = [r for r in journal.get("run") or [] if r["activity"]["name"] == "start-the-control-plane"]
     if back:
-        out["control_plane_back_at"] = round(recovery.epoch(back[0]["end"]) - start, 1)
+        out["control_plane_back_at"] = round(recovery.epoch(back[0]["end"]) - since, 1)
     out["bars"] = recovery.bars(name, out)
     return out
 
 
-def kill_time(journal: dict[str, Any]) -> float | None:
-    """When the method's first `mesh kill` ended (it sends SIGKILL just before it exits)."""
+def kill_times(journal: dict[str, Any]) -> tuple[float, float] | None:
+    """When the method's first `mesh kill` began and ended (it sends SIGKILL just before it
+    exits: the end is the kill, within the time the command takes to exit)."""
     for run in journal.get("run") or []:
         arguments = (run["activity"].get("provider") or {}).get("arguments") or []
         if isinstance(arguments, list) and arguments[:2] == ["mesh", "kill"]:
-            return recovery.epoch(run["end"])
+            return recovery.epoch(run["start"]), recovery.epoch(run["end"])
     return None
 
 

@@ -76,16 +76,20 @@ class PodSample:
     pods: Mapping[str, PodState]
 
 
-def recoveries(samples: Sequence[PodSample], since: float, until: float) -> dict[str, dict[str, Any]]:
-    """Each pod that was not Ready, or restarted, between `since` (the kill, or the start of the
-    event) and `until`: when it was first seen not Ready, when it became Ready again (the
-    kubelet's own time of it), both in seconds after `since`, and its restarts."""
-    window = [sample for sample in samples if since <= sample.at <= until]
-    before = next((s for s in reversed(samples) if s.at < since), window[0] if window else None)
-    if before is None:
+def recoveries(
+    samples: Sequence[PodSample], since: float, until: float, before: float | None = None
+) -> dict[str, dict[str, Any]]:
+    """Each pod that was not Ready, or restarted, between `before` (default `since`: when the
+    failure was being injected) and `until`: when it was first seen not Ready, when it became
+    Ready again (the kubelet's own time of it), both in seconds after `since` (the kill, or the
+    start of the event), and its restarts."""
+    start = since if before is None else min(before, since)
+    window = [sample for sample in samples if start <= sample.at <= until]
+    earlier_sample = next((s for s in reversed(samples) if s.at < start), window[0] if window else None)
+    if earlier_sample is None:
         return {}
     out: dict[str, dict[str, Any]] = {}
-    for pod, earlier in before.pods.items():
+    for pod, earlier in earlier_sample.pods.items():
         states = [(sample.at, sample.pods[pod]) for sample in window if pod in sample.pods]
         down = next((at for at, state in states if not state.ready), None)
         restarted = next((at for at, state in states if state.restarts > earlier.restarts), None)
@@ -95,7 +99,7 @@ def recoveries(samples: Sequence[PodSample], since: float, until: float) -> dict
         back = next((state for at, state in states if at >= noticed and state.ready), None)
         ready_again = back.ready_since if back is not None and back.ready_since is not None else None
         out[pod] = {
-            "not_ready_seen_at": round(down - since, 1) if down is not None else None,
+            "not_ready_seen_at": round(max(0.0, down - since), 1) if down is not None else None,
             "ready_again_at": round(ready_again - since, 1) if ready_again is not None else None,
             "restarts": (states[-1][1].restarts if states else earlier.restarts) - earlier.restarts,
         }
@@ -160,8 +164,15 @@ def bars(name: str, figures: Mapping[str, Any]) -> list[dict[str, Any]]:
         out.append(
             _bar(
                 "payment-1 restarted, not Ready until the control plane is back, then Ready",
-                back is not None and started is not None and back >= started,
-                {"ready_again_at": back, "control_plane_back_at": started},
+                payment.get("restarts", 0) >= 1
+                and back is not None
+                and started is not None
+                and back >= started,
+                {
+                    "ready_again_at": back,
+                    "control_plane_back_at": started,
+                    "restarts": payment.get("restarts"),
+                },
             )
         )
         out.append(_bar("the books agree", books_ok, books))
@@ -195,9 +206,11 @@ def render(report: Mapping[str, Any]) -> str:
             f"({100 * (event['failed_share'] or 0):.2f} %) {event['failed_by_method_and_code'] or ''}; "
             f"p99 {event['p99_ms']} ms (CreateOrder {event['create_order_p99_ms']} ms)"
         )
+        if figures["pods"]:
+            lines.append(f"  pods (seconds after {figures['recovery_from']}):")
         for pod, recovery in figures["pods"].items():
             lines.append(
-                f"  {pod}: not Ready seen at +{recovery['not_ready_seen_at']} s, Ready again at "
+                f"    {pod}: not Ready seen at +{recovery['not_ready_seen_at']} s, Ready again at "
                 f"+{recovery['ready_again_at']} s, {recovery['restarts']} restart(s)"
             )
         lines.append(
