@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import shlex
 import signal
 import subprocess
@@ -45,9 +44,9 @@ from shopmesh.chaos.localmesh import pod_statuses
 from shopmesh.check.reading import DatabaseUrls
 from shopmesh.check.report import check
 from shopmesh.check.stocked import demo_catalog
-from shopmesh.launch.readiness import free_port
 from shopmesh.launch.service import ROOT
 from shopmesh.resilience import recovery
+from shopmesh.localmesh.settings import MeshSettings
 from shopmesh.resilience.load import LoadSettings, OrderLoad, wait_answering
 
 EXPERIMENTS_DIRECTORY = ROOT / "chaos" / "local"
@@ -104,11 +103,12 @@ class RunningMesh:
 def mesh_up(state: Path, postgres: bool, log: Path) -> Iterator[RunningMesh]:
     """`shopmesh mesh up` in a process of its own, until it says it serves; stopped (Ctrl-C, as
     a person stops it) on leaving."""
-    ingress, prometheus = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    free = MeshSettings.for_project(ROOT).on_free_addresses()  # beside any other mesh
+    assert free.prometheus is not None
     command = [
         sys.executable, "-m", "shopmesh.cli", "mesh", "up", "--state", str(state),
-        "--subnet", str(random.randint(100, 250)), "--control-plane", f"127.0.0.1:{free_port()}",
-        "--ingress", ingress, "--ingress-stats", f"127.0.0.1:{free_port()}", "--prometheus", prometheus,
+        "--subnet", str(free.subnet), "--control-plane", free.control_plane, "--ingress", free.ingress,
+        "--ingress-stats", free.ingress_stats, "--prometheus", free.prometheus,
         *(["--postgres"] if postgres else []),
     ]  # fmt: skip
     state.chmod(0o711)  # the PostgreSQL mode's server runs as its own OS user, under this directory
@@ -123,7 +123,7 @@ def mesh_up(state: Path, postgres: bool, log: Path) -> Iterator[RunningMesh]:
                 ]
                 raise RuntimeError(said[-1] if said else f"the local mesh did not start (see {log})")
             time.sleep(0.5)
-        yield RunningMesh(state, ingress, f"http://{prometheus}", postgres)
+        yield RunningMesh(state, free.ingress, f"http://{free.prometheus}", postgres)
     finally:
         process.send_signal(signal.SIGINT)
         try:
