@@ -45,8 +45,8 @@ from shopmesh.check.reading import DatabaseUrls
 from shopmesh.check.report import check
 from shopmesh.check.stocked import demo_catalog
 from shopmesh.launch.service import ROOT
-from shopmesh.resilience import recovery
 from shopmesh.localmesh.settings import MeshSettings
+from shopmesh.resilience import recovery
 from shopmesh.resilience.load import LoadSettings, OrderLoad, wait_answering
 
 EXPERIMENTS_DIRECTORY = ROOT / "chaos" / "local"
