@@ -14,8 +14,8 @@ p99), each pod's recovery (kill → Ready again) and the books (`shopmesh check`
 stock drift, orphan charges), judged against the issue's bars (shopmesh.resilience.recovery).
 It writes `<report>.json` and `<report>.txt`, and exits 0 only when every bar is met.
 
-`--short` is the suite's version: a 15 s steady-state window instead of a minute, 10 s of fault,
-17 s of settling.
+`--short` is the suite's version: a 20 s steady-state window instead of a minute, 10 s of fault,
+22 s of settling.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ class Timing:
 
 
 FULL = Timing("1m", 60.0, settle_seconds=65, fault_seconds=60, rotation_interval_seconds=15)
-SHORT = Timing("15s", 15.0, settle_seconds=17, fault_seconds=10, rotation_interval_seconds=6)
+SHORT = Timing("20s", 20.0, settle_seconds=22, fault_seconds=10, rotation_interval_seconds=6)
 
 
 @dataclass
