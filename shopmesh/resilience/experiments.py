@@ -148,10 +148,10 @@ class BackgroundLoad:
         self._started.set()
         await self.load.run(0, self._stop)
 
-    def __enter__(self) -> OrderLoad:
+    def __enter__(self) -> BackgroundLoad:
         self._thread.start()
         self._started.wait()
-        return self.load
+        return self
 
     def __exit__(self, *_: object) -> None:
         if self._loop is not None and self._stop is not None:
@@ -210,15 +210,21 @@ def run_experiment(name: str, mesh: RunningMesh, timing: Timing, output: Path) -
 
 
 def figures(
-    name: str, mesh: RunningMesh, journal: dict[str, Any], load: OrderLoad, pods: PodWatcher
+    name: str,
+    mesh: str,
+    journal: dict[str, Any],
+    books: dict[str, Any],
+    load: OrderLoad,
+    pods: PodWatcher,
+    window_seconds: float,
 ) -> dict[str, Any]:
+    """One experiment's figures and bars, once the load has run past its event by a window."""
     start, end = recovery.event_window(journal)
     kill = kill_times(journal)
     since = kill[1] if kill else start
-    books = asyncio.run(check(mesh.databases(), stocked=demo_catalog(), wait=SETTLE_SECONDS)).to_json()
     steady = journal.get("steady_states") or {}
     out: dict[str, Any] = {
-        "mesh": "PostgreSQL" if mesh.postgres else "SQLite",
+        "mesh": mesh,
         "journal": {
             "status": journal.get("status"),
             "deviated": journal.get("deviated"),
@@ -228,6 +234,8 @@ def figures(
             "outputs": {run["activity"]["name"]: run.get("output") for run in journal.get("run") or []},
         },
         "event": recovery.calls_between(load.timeline, start, end),
+        # The steady state's window, from the start of the event: what the SLO sees of it.
+        "window": recovery.calls_between(load.timeline, start, start + window_seconds),
         # Recovery counts from the kill (the end of `mesh kill`), or from the start of the event.
         "recovery_from": "the kill" if kill else "the start of the event",
         "pods": recovery.recoveries(pods.samples, since, end + 5, before=kill[0] if kill else None),
@@ -254,7 +262,7 @@ def run_on(
     mesh: RunningMesh, names: Sequence[str], rate: float, timing: Timing, output: Path
 ) -> dict[str, Any]:
     """The experiments `names`, one after the other, on `mesh` under the load."""
-    results: dict[str, Any] = {}
+    runs: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
     asyncio.run(wait_answering(mesh.ingress, SETTLE_SECONDS))
     with BackgroundLoad(mesh.ingress, rate) as load, PodWatcher(mesh.state) as pods:
         quiet_since = time.time()
@@ -262,9 +270,17 @@ def run_on(
             # The steady state looks back one window: let it hold none of the last event.
             time.sleep(max(0.0, quiet_since + timing.window_seconds + 5 - time.time()))
             journal = run_experiment(name, mesh, timing, output)
-            results[name] = figures(name, mesh, journal, load, pods)
+            books = asyncio.run(check(mesh.databases(), stocked=demo_catalog(), wait=SETTLE_SECONDS))
+            runs.append((name, journal, books.to_json()))
             quiet_since = recovery.event_window(journal)[1]
-        results["_load"] = load.summary()
+        # The load goes on for a window after the last event, whose figures span one.
+        time.sleep(max(0.0, quiet_since + timing.window_seconds + 1 - time.time()))
+    mode = "PostgreSQL" if mesh.postgres else "SQLite"
+    results = {
+        name: figures(name, mode, journal, books, load.load, pods, timing.window_seconds)
+        for name, journal, books in runs
+    }
+    results["_load"] = load.load.summary()
     return results
 
 

@@ -72,6 +72,7 @@ def _figures(share: float, mttr: float | None, counts: dict[str, int]) -> dict[s
     return {
         "journal": {"status": "completed", "deviated": False},
         "event": {"failed_share": share, "failed": 0, "codes": []},
+        "window": {"failed_share": share, "seconds": 60.0},
         "pods": {"payment-0": {"ready_again_at": mttr, "restarts": 1}},
         "books": books,
     }
@@ -82,6 +83,7 @@ def test_the_pod_kill_bars() -> None:
     assert all(bar["met"] for bar in met), met
     slow = bars("payment-pod-killed", _figures(0.004, 31.0, {}))
     assert [bar["bar"] for bar in slow if not bar["met"]] == ["payment-0 Ready again < 30 s after the kill"]
+    assert "< 1 % of calls failed in the 60 s from the kill" in [bar["bar"] for bar in slow]
     failing = bars("payment-pod-killed", _figures(0.02, 6.5, {"lost_order": 1}))
     assert [bar["met"] for bar in failing] == [True, True, False, False]
     assert (
