@@ -48,6 +48,7 @@ from shopmesh.launch.service import ROOT
 from shopmesh.localmesh.settings import MeshSettings
 from shopmesh.resilience import recovery
 from shopmesh.resilience.load import LoadSettings, OrderLoad, wait_answering
+from shopmesh.resilience.reports import write_report
 
 EXPERIMENTS_DIRECTORY = ROOT / "chaos" / "local"
 #: In the order they run; the database outage needs the mesh in PostgreSQL mode.
@@ -346,11 +347,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "skipped" not in figures and all(bar["met"] for bar in figures["bars"])
         for figures in report["experiments"].values()
     )
-    text = recovery.render(report)
-    args.report.with_suffix(".json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    args.report.with_suffix(".txt").write_text(text + "\n")
-    print(text)
-    print(f"report: {args.report.with_suffix('.json')} and .txt; journals and logs in {output}")
+    write_report(args.report, report, recovery.render(report))
+    print(f"journals and logs: {output}")
     return 0 if report["passed"] else 1
 
 
