@@ -207,23 +207,24 @@ class Rehearsal:
         return analysis.events[0].message if analysis.events else "no value"
 
     def _print(self, record: TickRecord, tick: Tick) -> None:
+        """The tick's check values (when it ran them) beside the stock check's, then its events."""
+        if record.stock is not None:
+            checks = "   ".join(
+                f"{metric.name} {tick.values[metric.name]:.2f} ({_bounds(metric)})"
+                for metric in self.canary.metrics
+                if metric.name in tick.values
+            )
+            if isinstance(record.stock, float):
+                verdict = "would pass" if record.stock >= STOCK_MINIMUM else "would fail"
+                stock = f"{record.stock:.2f}% (min {go_value(STOCK_MINIMUM)}%): {verdict}"
+            else:
+                stock = f"none: {record.stock}"
+            self.say(
+                f"{record.at:7.1f}s  checks  {checks or 'no value'}   |   "
+                f"Flagger's stock {STOCK_METRIC}, not judged: {stock}"
+            )
         for event in tick.events:
             self.say(f"{record.at:7.1f}s  {event}")
-        if record.stock is None:
-            return
-        checks = "   ".join(
-            f"{metric.name} {tick.values[metric.name]:.2f} ({_bounds(metric)})"
-            for metric in self.canary.metrics
-            if metric.name in tick.values
-        )
-        if isinstance(record.stock, float):
-            verdict = "would pass" if record.stock >= STOCK_MINIMUM else "would fail"
-            stock = f"{record.stock:.2f}% (min {go_value(STOCK_MINIMUM)}%): {verdict}"
-        else:
-            stock = f"none: {record.stock}"
-        self.say(
-            f"{'':9}checks   {checks or 'no value'}   |   Flagger's stock {STOCK_METRIC}, not judged: {stock}"
-        )
 
 
 def _bounds(metric: Metric) -> str:
