@@ -40,11 +40,12 @@ def write_routes(path: Path, canary: Canary, primary_weight: int, canary_weight:
     os.replace(partial, path)
 
 
-def initial_routes(objects: MeshObjects, state: MeshState) -> list[Path]:
-    """Every Canary's VirtualService at 100/0 (Flagger's initialisation), one file each."""
-    paths = []
+def initial_routes(objects: MeshObjects, state: MeshState) -> dict[str, Path]:
+    """Every Canary's VirtualService at 100/0 (Flagger's initialisation), one file each, by
+    `<namespace>/<name>` of the Canary."""
+    paths = {}
     for canary in canaries(objects):
         path = routes_file(state, canary)
         write_routes(path, canary, 100, 0)
-        paths.append(path)
+        paths[f"{canary.namespace}/{canary.name}"] = path
     return paths

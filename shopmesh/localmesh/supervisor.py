@@ -63,7 +63,8 @@ class LocalMesh:
         self.roles: dict[str, Role] = {}
         self.gateway_target = ""
         self.prometheus: LocalPrometheus | None = None
-        self.flagger_routes: list[Path] = []
+        #: each Canary's routes file, by `<namespace>/<name>` (shopmesh.localmesh.flagger)
+        self.flagger_routes: dict[str, Path] = {}
 
     # -- start -------------------------------------------------------------------------------
     def start(self, timeout: float = 60.0) -> None:
@@ -173,7 +174,7 @@ class LocalMesh:
     def sources(self) -> list[Path]:
         """What the control plane renders and watches: the settings' sources, and the routes
         Flagger writes for the Canaries among them (shopmesh.localmesh.flagger)."""
-        return [*self.settings.sources, *self.flagger_routes]
+        return [*self.settings.sources, *self.flagger_routes.values()]
 
     def _start_control_plane(self) -> ManagedProcess:
         settings = self.settings
