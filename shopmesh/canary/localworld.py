@@ -68,7 +68,7 @@ class LocalMeshWorld:
     weights: tuple[int, int] = (100, 0)
     #: what Flagger would have done that the local mesh does not need to (said once each)
     notes: list[str] = field(default_factory=list)
-    queries: int = 0  # how many metric queries ran
+    queries: list[str] = field(default_factory=list)  # every metric query run
 
     # -- the Deployments ---------------------------------------------------------------------
 
@@ -179,7 +179,7 @@ class LocalMeshWorld:
     def query(self, address: str | None, promql: str) -> float:
         """The query against the local Prometheus (a template's address is a cluster's), read
         as providers/prometheus.go RunQuery reads the answer."""
-        self.queries += 1
+        self.queries.append(promql)
         try:
             samples = self.prometheus.query(promql)
         except (prometheus.PrometheusUnavailable, prometheus.QueryError) as error:

@@ -177,10 +177,10 @@ class Rehearsal:
         ticks = 0
         while True:
             at = time.monotonic() - started
-            queried = self.world.queries
+            queried = len(self.world.queries)
             tick = scheduler.advance(status, self.world)
             status = tick.status
-            stock = self._stock() if self.world.queries > queried else None
+            stock = self._stock() if len(self.world.queries) > queried else None
             record = TickRecord(
                 at, status.phase.value, status.canary_weight, status.failed_checks, tuple(tick.events),
                 dict(tick.values), stock,

@@ -204,15 +204,8 @@ def test_running_keeps_the_weights_flagger_last_wrote(tmp_path: Path) -> None:
     assert sorted(d.name for d in stack.of_kind("Deployment")) == ["order", "order-primary"]
     assert sorted(s.name for s in stack.of_kind("Service")) == ["order", "order-canary", "order-primary"]
     # a hand-written VirtualService of the service is not Flagger's: overwritten, at 100/0
-    hand_written = {
-        "apiVersion": "networking.istio.io/v1",
-        "kind": "VirtualService",
-        "metadata": {"name": "order", "namespace": "shop"},
-        "spec": {
-            "hosts": ["order"],
-            "http": [{"route": [{"destination": {"host": "order", "subset": "v1"}}]}],
-        },
-    }
+    hand_written = copy.deepcopy(written)
+    hand_written["spec"]["http"][0]["route"] = [{"destination": {"host": "order", "subset": "v1"}}]
     (virtual_service,) = running(MeshObjects([CANARY, deployment, hand_written])).of_kind("VirtualService")
     assert routes(canary, virtual_service.doc) == (100, 0)
     plain = MeshObjects([deployment])

@@ -69,6 +69,16 @@ class Rollout:
     def values(self, metric: str) -> list[float]:
         return [tick["values"][metric] for tick in self.report["ticks"] if metric in tick["values"]]
 
+    def assert_rolled_back(self) -> None:
+        """Exit 1, after Flagger's rollback events: the threshold, then the canary's scale-down."""
+        assert self.exit_code == 1, self.output
+        assert self.report["outcome"] == "rolled back"
+        events = self.events()
+        assert events[-2:] == [
+            "Rolling back order.shop failed checks threshold reached 5",
+            "Canary failed! Scaling down order.shop",
+        ], self.output
+
     @property
     def highest_weight(self) -> int:
         return max(tick["canary_weight"] for tick in self.report["ticks"])
@@ -169,10 +179,7 @@ def test_a_canary_failing_a_tenth_of_its_calls_is_rolled_back_where_the_stock_ch
 ) -> None:
     abort = {"abort": {"grpcStatus": "UNAVAILABLE", "percentage": {"value": 10}}}
     run = rollout(flagger_mesh, tmp_path, fault=abort)
-    assert run.exit_code == 1, run.output
-    assert run.report["outcome"] == "rolled back"
-    assert "Rolling back order.shop failed checks threshold reached 5" in run.events()
-    assert "Canary failed! Scaling down order.shop" in run.events()
+    run.assert_rolled_back()
     assert run.highest_weight < 50, run.output  # before maxWeight
     # Side by side, on the same ticks and window: the gRPC check fails, the stock one passes.
     judged = [
@@ -197,8 +204,7 @@ def test_a_canary_delaying_half_its_calls_by_500ms_is_rolled_back_by_the_latency
 ) -> None:
     delay = {"delay": {"fixedDelay": "500ms", "percentage": {"value": 50}}}
     run = rollout(flagger_mesh, tmp_path, fault=delay)
-    assert run.exit_code == 1, run.output
-    assert "Rolling back order.shop failed checks threshold reached 5" in run.events()
+    run.assert_rolled_back()
     halts = [e for e in run.events() if e.startswith("Halt order.shop advancement")]
     assert halts, run.output
     assert all(" grpc-request-duration-p99 " in e and " > 500" in e for e in halts), halts
@@ -211,11 +217,10 @@ def test_without_traffic_the_analysis_halts_and_never_promotes(
     flagger_mesh: LocalMesh, tmp_path: Path
 ) -> None:
     run = rollout(flagger_mesh, tmp_path, fault=None, load=False)
-    assert run.exit_code == 1, run.output
+    run.assert_rolled_back()
     events = run.events()
     no_values = "Halt advancement no values found for custom metric: grpc-success-rate: no values found"
     assert events.count(no_values) == 5, run.output
-    assert "Rolling back order.shop failed checks threshold reached 5" in events
     assert not any(e.startswith("Copying") or e.startswith("Promotion completed") for e in events)
     assert run.highest_weight == 10  # the first step is taken before any check, as Flagger does
 
