@@ -24,6 +24,7 @@ from pathlib import Path
 import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc
 
+from shopmesh.canary.objects import running
 from shopmesh.localmesh.ads import AggregatedDiscoveryService
 from shopmesh.localmesh.applied import AppliedObjects, ApplyError, overlay
 from shopmesh.localmesh.ca import CertificateAuthority, IdentityIssuer, PodIdentity, spiffe_id
@@ -142,10 +143,11 @@ async def serve(arguments: argparse.Namespace) -> None:
     placement = Placement.load(state.placement_file)
     sources = [Path(source) for source in arguments.source]
     rendered = {source: render([source]) for source in sources}
-    objects = MeshObjects(r for source in sources for r in rendered[source])
+    rendered_objects = MeshObjects(r for source in sources for r in rendered[source])
+    objects = running(rendered_objects)
     applied = AppliedObjects(state.applied_directory)
     try:  # what was applied before a restart is served again, if it still translates
-        snapshot = translate(overlay(objects, applied.load()), placement)
+        snapshot = translate(running(overlay(rendered_objects, applied.load())), placement)
         applied.write_status(applied.fingerprint(), None)
     except (TranslationError, ApplyError, ValueError, KeyError) as error:
         log.error("the applied objects were not served (the sources' are): %s", error)
@@ -181,7 +183,7 @@ async def serve(arguments: argparse.Namespace) -> None:
     log.info("serving xDS on %s:%d: %s", host, port, describe(snapshot))
 
     source_watcher = SourceWatcher(
-        sources, lambda objs: translate(objs, placement), discovery.publish, applied=applied
+        sources, lambda objs: translate(running(objs), placement), discovery.publish, applied=applied
     )
     source_watcher.prime(rendered)
     watcher = asyncio.create_task(source_watcher.run())
