@@ -3,6 +3,7 @@
 shopmesh mesh up     control plane, every pod (service + sidecar), ingress, Prometheus; Ctrl-C
                      stops all
 shopmesh mesh xds    the xDS resources the control plane would serve now, as JSON
+shopmesh mesh apply / delete / rotate-certificates   change a running mesh (mesh_changes)
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import signal
 import sys
 import threading
 from pathlib import Path
+
+from shopmesh.commands import mesh_changes
 
 # shopmesh.localmesh is imported in the handlers only: it needs the `mesh` extra (xds-protos),
 # which the service image leaves out, and every `shopmesh` command builds this parser.
@@ -40,6 +43,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     xds.add_argument("--dump", action="store_true", help="whole resources, not just their names")
     xds.add_argument("--name", help="only the resource with this name")
     xds.set_defaults(handler=run_xds)
+
+    mesh_changes.register(commands)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
