@@ -27,6 +27,7 @@ from services.runtime.callcontext import (
     CallContext,
     call_scope,
 )
+from services.runtime.decoding import decode_request, missing_request
 from services.runtime.errors import ShopError
 from services.runtime.status import internal_status, to_grpc_status
 from services.runtime.tracing import TRACE_HEADERS, end_span, tracing
@@ -41,6 +42,7 @@ _QUIET_SERVICES = ("grpc.health.", "grpc.reflection.")
 #: grpc's classes are generic only in grpc-stubs, not at run time: hence the quotes and the
 #: TYPE_CHECKING base.
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+Decoder: TypeAlias = Callable[[bytes], Any]
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 if TYPE_CHECKING:
     _ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
@@ -70,30 +72,34 @@ class RuntimeInterceptor(_ServerInterceptor):
         return wrapper
 
     def _wrap(self, path: str, handler: Handler) -> Handler:
+        """The handler with the runtime around it, registered with a request *stream* whatever
+        the method's shape, and decoding requests itself (services.runtime.decoding).
+
+        grpc.aio never answers a unary (or server-streaming) call whose request stream ends
+        without a whole message: it drops the call unanswered, and the caller waits out its
+        deadline. A stream handler sees the stream end, and the call is answered
+        INVALID_ARGUMENT. The wire is the same for every shape: only the server's handling
+        differs. Requests stay bytes until the wrapper decodes them, so bytes that are not the
+        method's message are INVALID_ARGUMENT too, not grpc's UNKNOWN or INTERNAL."""
+        decode, serialize = handler.request_deserializer, handler.response_serializer
         if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                self._unary_response(path, "unary", handler.unary_unary, streaming_request=False),
-                handler.request_deserializer,
-                handler.response_serializer,
-            )
+            unary = self._unary_response(path, "unary", handler.unary_unary, decode, streaming_request=False)
+            return grpc.stream_unary_rpc_method_handler(unary, None, serialize)
         if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(
-                self._unary_response(path, "client_stream", handler.stream_unary, streaming_request=True),
-                handler.request_deserializer,
-                handler.response_serializer,
+            unary = self._unary_response(
+                path, "client_stream", handler.stream_unary, decode, streaming_request=True
             )
+            return grpc.stream_unary_rpc_method_handler(unary, None, serialize)
         if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                self._stream_response(path, "server_stream", handler.unary_stream, streaming_request=False),
-                handler.request_deserializer,
-                handler.response_serializer,
+            stream = self._stream_response(
+                path, "server_stream", handler.unary_stream, decode, streaming_request=False
             )
+            return grpc.stream_stream_rpc_method_handler(stream, None, serialize)
         assert handler.stream_stream is not None  # the one kind left
-        return grpc.stream_stream_rpc_method_handler(
-            self._stream_response(path, "bidi_stream", handler.stream_stream, streaming_request=True),
-            handler.request_deserializer,
-            handler.response_serializer,
+        stream = self._stream_response(
+            path, "bidi_stream", handler.stream_stream, decode, streaming_request=True
         )
+        return grpc.stream_stream_rpc_method_handler(stream, None, serialize)
 
     def _method(self, path: str, grpc_type: str) -> _Method:
         labels = metrics.MethodLabels.of(path, grpc_type)
@@ -102,15 +108,21 @@ class RuntimeInterceptor(_ServerInterceptor):
         )
 
     def _unary_response(
-        self, path: str, grpc_type: str, behavior: Callable[..., Any], *, streaming_request: bool
-    ) -> Callable[[Any, Context], Awaitable[Any]]:
+        self,
+        path: str,
+        grpc_type: str,
+        behavior: Callable[..., Any],
+        decode: Decoder | None,
+        *,
+        streaming_request: bool,
+    ) -> Callable[[AsyncIterator[bytes], Context], Awaitable[Any]]:
         method = self._method(path, grpc_type)
 
-        async def handle(request: Any, context: Context) -> Any:
+        async def handle(requests: AsyncIterator[bytes], context: Context) -> Any:
             call = _ObservedCall(method, context)
-            request = call.received(request, streaming=streaming_request)
             with call_scope(call.context):
                 try:
+                    request = await call.received(requests, decode, streaming=streaming_request)
                     result = behavior(request, context)
                     response = await result if inspect.isawaitable(result) else result
                 except BaseException as error:
@@ -121,15 +133,21 @@ class RuntimeInterceptor(_ServerInterceptor):
         return handle
 
     def _stream_response(
-        self, path: str, grpc_type: str, behavior: Callable[..., Any], *, streaming_request: bool
-    ) -> Callable[[Any, Context], AsyncIterator[Any]]:
+        self,
+        path: str,
+        grpc_type: str,
+        behavior: Callable[..., Any],
+        decode: Decoder | None,
+        *,
+        streaming_request: bool,
+    ) -> Callable[[AsyncIterator[bytes], Context], AsyncIterator[Any]]:
         method = self._method(path, grpc_type)
 
-        async def handle(request: Any, context: Context) -> AsyncIterator[Any]:
+        async def handle(requests: AsyncIterator[bytes], context: Context) -> AsyncIterator[Any]:
             call = _ObservedCall(method, context)
-            request = call.received(request, streaming=streaming_request)
             with call_scope(call.context):
                 try:
+                    request = await call.received(requests, decode, streaming=streaming_request)
                     result = behavior(request, context)
                     if inspect.isawaitable(result):
                         await result  # a handler that writes with context.write()
@@ -175,12 +193,17 @@ class _ObservedCall:
         )
         method.metrics.started.inc()
 
-    def received(self, request: Any, *, streaming: bool) -> Any:
-        """The request, counted: at once if unary, message by message if a stream."""
+    async def received(
+        self, requests: AsyncIterator[bytes], decode: Decoder | None, *, streaming: bool
+    ) -> Any:
+        """The request stream, decoded and counted message by message; or, for a method that
+        takes one message, that message (InvalidArgument if the stream ends without one)."""
         if streaming:
-            return _count_requests(request, self.method.metrics)
-        self.method.metrics.received.inc()
-        return request
+            return _decoded_requests(requests, decode, self.method.metrics)
+        async for raw in requests:  # the first message; grpc.aio ignores any more, as we do
+            self.method.metrics.received.inc()
+            return raw if decode is None else decode_request(decode, raw)
+        raise missing_request(self.method.path)
 
     def succeeded(self, *, messages_sent: int) -> None:
         if messages_sent:
@@ -260,7 +283,9 @@ def _read_metadata(context: Context) -> tuple[str, dict[str, str]]:
     return request_id or str(uuid.uuid4()), headers
 
 
-async def _count_requests(requests: AsyncIterator[Any], series: metrics.MethodMetrics) -> AsyncIterator[Any]:
-    async for request in requests:
+async def _decoded_requests(
+    requests: AsyncIterator[bytes], decode: Decoder | None, series: metrics.MethodMetrics
+) -> AsyncIterator[Any]:
+    async for raw in requests:
         series.received.inc()
-        yield request
+        yield raw if decode is None else decode_request(decode, raw)
