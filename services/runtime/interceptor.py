@@ -200,10 +200,13 @@ class _ObservedCall:
         takes one message, that message (InvalidArgument if the stream ends without one)."""
         if streaming:
             return _decoded_requests(requests, decode, self.method.metrics)
-        async for raw in requests:  # the first message; grpc.aio ignores any more, as we do
-            self.method.metrics.received.inc()
-            return raw if decode is None else decode_request(decode, raw)
-        raise missing_request(self.method.path)
+        # The first message, read from the call itself: iterating `requests` would cost an async
+        # generator per call, and its finalization. grpc.aio ignores any more messages; so do we.
+        raw = await self.grpc_context.read()
+        if not isinstance(raw, bytes):  # grpc.aio.EOF: the stream ended without a whole message
+            raise missing_request(self.method.path)
+        self.method.metrics.received.inc()
+        return raw if decode is None else decode_request(decode, raw)
 
     def succeeded(self, *, messages_sent: int) -> None:
         if messages_sent:
