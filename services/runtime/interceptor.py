@@ -83,95 +83,95 @@ class RuntimeInterceptor(_ServerInterceptor):
         method's message are INVALID_ARGUMENT too, not grpc's UNKNOWN or INTERNAL."""
         decode, serialize = handler.request_deserializer, handler.response_serializer
         if handler.unary_unary:
-            unary = self._unary_response(path, "unary", handler.unary_unary, decode, streaming_request=False)
-            return grpc.stream_unary_rpc_method_handler(unary, None, serialize)
+            unary = self._method(path, "unary", decode, streaming_request=False)
+            return grpc.stream_unary_rpc_method_handler(
+                _unary_response(unary, handler.unary_unary), None, serialize
+            )
         if handler.stream_unary:
-            unary = self._unary_response(
-                path, "client_stream", handler.stream_unary, decode, streaming_request=True
+            client_stream = self._method(path, "client_stream", decode, streaming_request=True)
+            return grpc.stream_unary_rpc_method_handler(
+                _unary_response(client_stream, handler.stream_unary), None, serialize
             )
-            return grpc.stream_unary_rpc_method_handler(unary, None, serialize)
         if handler.unary_stream:
-            stream = self._stream_response(
-                path, "server_stream", handler.unary_stream, decode, streaming_request=False
+            server_stream = self._method(path, "server_stream", decode, streaming_request=False)
+            return grpc.stream_stream_rpc_method_handler(
+                _stream_response(server_stream, handler.unary_stream), None, serialize
             )
-            return grpc.stream_stream_rpc_method_handler(stream, None, serialize)
         assert handler.stream_stream is not None  # the one kind left
-        stream = self._stream_response(
-            path, "bidi_stream", handler.stream_stream, decode, streaming_request=True
+        bidi_stream = self._method(path, "bidi_stream", decode, streaming_request=True)
+        return grpc.stream_stream_rpc_method_handler(
+            _stream_response(bidi_stream, handler.stream_stream), None, serialize
         )
-        return grpc.stream_stream_rpc_method_handler(stream, None, serialize)
 
-    def _method(self, path: str, grpc_type: str) -> _Method:
+    def _method(
+        self, path: str, grpc_type: str, decode: Decoder | None, *, streaming_request: bool
+    ) -> _Method:
         labels = metrics.MethodLabels.of(path, grpc_type)
-        return _Method(
-            self.service, path, metrics.MethodMetrics(labels), labels.grpc_service.startswith(_QUIET_SERVICES)
-        )
+        quiet = labels.grpc_service.startswith(_QUIET_SERVICES)
+        return _Method(self.service, path, metrics.MethodMetrics(labels), quiet, decode, streaming_request)
 
-    def _unary_response(
-        self,
-        path: str,
-        grpc_type: str,
-        behavior: Callable[..., Any],
-        decode: Decoder | None,
-        *,
-        streaming_request: bool,
-    ) -> Callable[[AsyncIterator[bytes], Context], Awaitable[Any]]:
-        method = self._method(path, grpc_type)
 
-        async def handle(requests: AsyncIterator[bytes], context: Context) -> Any:
-            call = _ObservedCall(method, context)
-            with call_scope(call.context):
-                try:
-                    request = await call.received(requests, decode, streaming=streaming_request)
-                    result = behavior(request, context)
-                    response = await result if inspect.isawaitable(result) else result
-                except BaseException as error:
-                    await call.fail(error)
-                call.succeeded(messages_sent=1)
-                return response
+def _unary_response(
+    method: _Method, behavior: Callable[..., Any]
+) -> Callable[[AsyncIterator[bytes], Context], Awaitable[Any]]:
+    async def handle(requests: AsyncIterator[bytes], context: Context) -> Any:
+        call = _ObservedCall(method, context)
+        with call_scope(call.context):
+            try:
+                request = await call.received(requests)
+                result = behavior(request, context)
+                response = await result if inspect.isawaitable(result) else result
+            except BaseException as error:
+                await call.fail(error)
+            call.succeeded(messages_sent=1)
+            return response
 
-        return handle
+    return handle
 
-    def _stream_response(
-        self,
-        path: str,
-        grpc_type: str,
-        behavior: Callable[..., Any],
-        decode: Decoder | None,
-        *,
-        streaming_request: bool,
-    ) -> Callable[[AsyncIterator[bytes], Context], AsyncIterator[Any]]:
-        method = self._method(path, grpc_type)
 
-        async def handle(requests: AsyncIterator[bytes], context: Context) -> AsyncIterator[Any]:
-            call = _ObservedCall(method, context)
-            with call_scope(call.context):
-                try:
-                    request = await call.received(requests, decode, streaming=streaming_request)
-                    result = behavior(request, context)
-                    if inspect.isawaitable(result):
-                        await result  # a handler that writes with context.write()
-                    else:
-                        async for response in result:
-                            method.metrics.sent.inc()
-                            yield response
-                except BaseException as error:
-                    await call.fail(error)
-                call.succeeded(messages_sent=0)
+def _stream_response(
+    method: _Method, behavior: Callable[..., Any]
+) -> Callable[[AsyncIterator[bytes], Context], AsyncIterator[Any]]:
+    async def handle(requests: AsyncIterator[bytes], context: Context) -> AsyncIterator[Any]:
+        call = _ObservedCall(method, context)
+        with call_scope(call.context):
+            try:
+                request = await call.received(requests)
+                result = behavior(request, context)
+                if inspect.isawaitable(result):
+                    await result  # a handler that writes with context.write()
+                else:
+                    async for response in result:
+                        method.metrics.sent.inc()
+                        yield response
+            except BaseException as error:
+                await call.fail(error)
+            call.succeeded(messages_sent=0)
 
-        return handle
+    return handle
 
 
 class _Method:
-    """What every call of one method shares: its names, metric series, and log level."""
+    """What every call of one method shares: its names, metric series, log level, and how its
+    requests come (decoded by `decode`, None for bytes; one message, or a stream of them)."""
 
-    __slots__ = ("metrics", "path", "quiet", "service")
+    __slots__ = ("decode", "metrics", "path", "quiet", "service", "streaming_request")
 
-    def __init__(self, service: str, path: str, series: metrics.MethodMetrics, quiet: bool) -> None:
+    def __init__(
+        self,
+        service: str,
+        path: str,
+        series: metrics.MethodMetrics,
+        quiet: bool,
+        decode: Decoder | None,
+        streaming_request: bool,
+    ) -> None:
         self.service = service
         self.path = path
         self.metrics = series
         self.quiet = quiet
+        self.decode = decode
+        self.streaming_request = streaming_request
 
 
 class _ObservedCall:
@@ -193,20 +193,19 @@ class _ObservedCall:
         )
         method.metrics.started.inc()
 
-    async def received(
-        self, requests: AsyncIterator[bytes], decode: Decoder | None, *, streaming: bool
-    ) -> Any:
+    async def received(self, requests: AsyncIterator[bytes]) -> Any:
         """The request stream, decoded and counted message by message; or, for a method that
         takes one message, that message (InvalidArgument if the stream ends without one)."""
-        if streaming:
-            return _decoded_requests(requests, decode, self.method.metrics)
+        method = self.method
+        if method.streaming_request:
+            return _decoded_requests(requests, method.decode, method.metrics)
         # The first message, read from the call itself: iterating `requests` would cost an async
         # generator per call, and its finalization. grpc.aio ignores any more messages; so do we.
         raw = await self.grpc_context.read()
         if not isinstance(raw, bytes):  # grpc.aio.EOF: the stream ended without a whole message
-            raise missing_request(self.method.path)
-        self.method.metrics.received.inc()
-        return raw if decode is None else decode_request(decode, raw)
+            raise missing_request(method.path)
+        method.metrics.received.inc()
+        return raw if method.decode is None else decode_request(method.decode, raw)
 
     def succeeded(self, *, messages_sent: int) -> None:
         if messages_sent:
