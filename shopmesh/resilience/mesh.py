@@ -59,9 +59,13 @@ def local_mesh(state: Path, root: Path = ROOT) -> Iterator[RunningMesh]:
     """The mesh, started (every process serving); stopped on leaving, whatever happened."""
     settings = MeshSettings.for_project(root)
     settings.state = state
+    # Pods on their own 127.<subnet>/16 and every listening port our own: `scripts/up` and
+    # other meshes may run alongside.
     settings.subnet = random.randint(100, 250)
     settings.control_plane = f"127.0.0.1:{free_port()}"
     settings.ingress = f"127.0.0.1:{free_port()}"
+    settings.ingress_stats = f"127.0.0.1:{free_port()}"
+    settings.prometheus = f"127.0.0.1:{free_port()}"
     mesh = LocalMesh(settings)
     mesh.start(timeout=START_TIMEOUT_SECONDS)
     try:
