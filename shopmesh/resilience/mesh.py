@@ -18,6 +18,9 @@ from shopmesh.localmesh.settings import MeshSettings
 from shopmesh.localmesh.supervisor import LocalMesh, Role
 
 START_TIMEOUT_SECONDS = 180.0
+#: Subnets tried before giving up, and how the supervisor says an address is taken.
+SUBNET_ATTEMPTS = 5
+BUSY = "already in use"
 
 
 @dataclass
@@ -57,18 +60,31 @@ class RunningMesh:
 @contextmanager
 def local_mesh(state: Path, root: Path = ROOT) -> Iterator[RunningMesh]:
     """The mesh, started (every process serving); stopped on leaving, whatever happened."""
-    settings = MeshSettings.for_project(root)
-    settings.state = state
-    # Pods on their own 127.<subnet>/16 and every listening port our own: `scripts/up` and
-    # other meshes may run alongside.
-    settings.subnet = random.randint(100, 250)
-    settings.control_plane = f"127.0.0.1:{free_port()}"
-    settings.ingress = f"127.0.0.1:{free_port()}"
-    settings.ingress_stats = f"127.0.0.1:{free_port()}"
-    settings.prometheus = f"127.0.0.1:{free_port()}"
-    mesh = LocalMesh(settings)
-    mesh.start(timeout=START_TIMEOUT_SECONDS)
+    mesh = _started(state, root)
     try:
         yield RunningMesh(mesh)
     finally:
         mesh.stop()
+
+
+def _started(state: Path, root: Path) -> LocalMesh:
+    """Pods on a random 127.<subnet>/16 and every listening port our own, so that `scripts/up`
+    and other meshes may run alongside; another subnet if that one turns out taken."""
+    for attempt in range(1, SUBNET_ATTEMPTS + 1):
+        settings = MeshSettings.for_project(root)
+        settings.state = state
+        settings.subnet = random.randint(100, 250)
+        settings.control_plane = f"127.0.0.1:{free_port()}"
+        settings.ingress = f"127.0.0.1:{free_port()}"
+        settings.ingress_stats = f"127.0.0.1:{free_port()}"
+        settings.prometheus = f"127.0.0.1:{free_port()}"
+        mesh = LocalMesh(settings)
+        try:
+            mesh.start(timeout=START_TIMEOUT_SECONDS)
+        except RuntimeError as error:
+            # The supervisor checks every address before it starts anything.
+            if attempt == SUBNET_ATTEMPTS or not str(error).startswith(BUSY):
+                raise
+            continue
+        return mesh
+    raise AssertionError("unreachable")  # pragma: no cover - the last attempt returns or raises

@@ -24,6 +24,7 @@ class Cause:
 #: grpc-core's own words for a request it refuses while parsing headers and framing.
 _TRANSPORT_REFUSALS = re.compile(
     r"Error parsing '[^']+' metadata|Compression bit set but no encoding configured|Invalid metadata"
+    r"|Illegal header key|Decompression failed"
 )
 
 
