@@ -58,16 +58,17 @@ class RunningMesh:
 
 
 @contextmanager
-def local_mesh(state: Path, root: Path = ROOT) -> Iterator[RunningMesh]:
-    """The mesh, started (every process serving); stopped on leaving, whatever happened."""
-    mesh = _started(state, root)
+def local_mesh(state: Path, root: Path = ROOT, *, prometheus: bool = True) -> Iterator[RunningMesh]:
+    """The mesh, started (every process serving); stopped on leaving, whatever happened.
+    `prometheus=False` leaves the local Prometheus out, as `scripts/up --no-prometheus` does."""
+    mesh = _started(state, root, prometheus)
     try:
         yield RunningMesh(mesh)
     finally:
         mesh.stop()
 
 
-def _started(state: Path, root: Path) -> LocalMesh:
+def _started(state: Path, root: Path, prometheus: bool) -> LocalMesh:
     """Pods on a random 127.<subnet>/16 and every listening port our own, so that `scripts/up`
     and other meshes may run alongside; another subnet if that one turns out taken."""
     for attempt in range(1, SUBNET_ATTEMPTS + 1):
@@ -77,7 +78,7 @@ def _started(state: Path, root: Path) -> LocalMesh:
         settings.control_plane = f"127.0.0.1:{free_port()}"
         settings.ingress = f"127.0.0.1:{free_port()}"
         settings.ingress_stats = f"127.0.0.1:{free_port()}"
-        settings.prometheus = f"127.0.0.1:{free_port()}"
+        settings.prometheus = f"127.0.0.1:{free_port()}" if prometheus else None
         mesh = LocalMesh(settings)
         try:
             mesh.start(timeout=START_TIMEOUT_SECONDS)

@@ -139,7 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "scripts/soak " + shlex.join(argv if argv is not None else sys.argv[1:])
     with tempfile.TemporaryDirectory(prefix="shopmesh-soak-") as state:
         started = time.monotonic()
-        with local_mesh(Path(state)) as running:
+        # Without the local Prometheus: it serves none of the load, and its TSDB keeps the
+        # samples of the last two hours in memory by design (its head block, compacted every two
+        # hours), so in a shorter run its memory grows with what it scraped.
+        with local_mesh(Path(state), prometheus=False) as running:
             startup = time.monotonic() - started
             report = soak(running, args.duration, args.rate, args.interval)
     report.update(command=command, machine=machine(), mesh_startup_seconds=round(startup, 1))

@@ -24,7 +24,7 @@ SERVICES = ("order", "inventory", "payment")
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningMesh]:
-    with local_mesh(tmp_path_factory.mktemp("fuzz-mesh")) as mesh:
+    with local_mesh(tmp_path_factory.mktemp("fuzz-mesh"), prometheus=False) as mesh:
         yield mesh
 
 

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_a_short_soak_fails_nothing_and_samples_every_process(tmp_path: Path) -> None:
-    with local_mesh(tmp_path / "mesh") as running:
+    with local_mesh(tmp_path / "mesh", prometheus=False) as running:
         processes = set(running.pids())
         report = soak(running, duration=20, rate=3, interval=1)
     assert report["verdict"]["errors"] == 0, report["load"]["first_errors"]
