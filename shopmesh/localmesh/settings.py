@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shopmesh.launch.readiness import free_port
+from shopmesh.localmesh.placement import free_subnet
+from shopmesh.telemetry.targets import DEFAULT_SCRAPE_INTERVAL
+
 #: Replicas run locally, by Deployment; others run their `replicas` (default 1, HPAs aside).
-#: payment runs two so that outlier detection has a replica to eject and one to keep.
-LOCAL_REPLICAS = {"payment": 2}
+#: payment runs two so that outlier detection has a replica to eject and one to keep. Flagger's
+#: load tester does not run: `shopmesh canary --load` drives a rehearsal's traffic.
+LOCAL_REPLICAS = {"payment": 2, "flagger-loadtester": 0}
 
 
 @dataclass
@@ -24,6 +30,8 @@ class MeshSettings:
     ingress_stats: str = "127.0.0.1:15090"
     #: The local Prometheus that scrapes the mesh; None: none is started.
     prometheus: str | None = "127.0.0.1:9090"
+    #: How often Prometheus scrapes every target, in seconds.
+    scrape_interval: float = DEFAULT_SCRAPE_INTERVAL
     replicas: Mapping[str, int] = field(default_factory=lambda: dict(LOCAL_REPLICAS))
     #: Identities the control plane issues certificates for besides the workloads' (test clients).
     extra_identities: Sequence[str] = ()
@@ -36,3 +44,20 @@ class MeshSettings:
         if not all((source / "kustomization.yaml").exists() for source in sources):
             sources = [root / "k8s", root / "istio"]
         return cls(root=root, sources=sources, state=root / "var" / "mesh")
+
+    def on_free_addresses(self) -> MeshSettings:
+        """The same mesh on a loopback subnet and ports nobody uses, so it runs beside others
+        (a developer's `scripts/up`, tests, benchmarks, experiments); a Prometheus only if this
+        one has one."""
+
+        def free() -> str:
+            return f"127.0.0.1:{free_port()}"
+
+        return dataclasses.replace(
+            self,
+            subnet=free_subnet(),
+            control_plane=free(),
+            ingress=free(),
+            ingress_stats=free(),
+            prometheus=free() if self.prometheus else None,
+        )

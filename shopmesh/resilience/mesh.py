@@ -5,22 +5,17 @@ a state directory of its own, on a random 127.x subnet and free ports, so that i
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from shopmesh.check.reading import DatabaseUrls
-from shopmesh.launch.readiness import free_port
 from shopmesh.launch.service import ROOT
 from shopmesh.localmesh.settings import MeshSettings
 from shopmesh.localmesh.supervisor import LocalMesh, Role
 
 START_TIMEOUT_SECONDS = 180.0
-#: Subnets tried before giving up, and how the supervisor says an address is taken.
-SUBNET_ATTEMPTS = 5
-BUSY = "already in use"
 
 
 @dataclass
@@ -61,31 +56,14 @@ class RunningMesh:
 def local_mesh(state: Path, root: Path = ROOT, *, prometheus: bool = True) -> Iterator[RunningMesh]:
     """The mesh, started (every process serving); stopped on leaving, whatever happened.
     `prometheus=False` leaves the local Prometheus out, as `scripts/up --no-prometheus` does."""
-    mesh = _started(state, root, prometheus)
+    settings = MeshSettings.for_project(root)
+    if not prometheus:
+        settings.prometheus = None
+    settings = settings.on_free_addresses()
+    settings.state = state
+    mesh = LocalMesh(settings)
+    mesh.start(timeout=START_TIMEOUT_SECONDS)
     try:
         yield RunningMesh(mesh)
     finally:
         mesh.stop()
-
-
-def _started(state: Path, root: Path, prometheus: bool) -> LocalMesh:
-    """Pods on a random 127.<subnet>/16 and every listening port our own, so that `scripts/up`
-    and other meshes may run alongside; another subnet if that one turns out taken."""
-    for attempt in range(1, SUBNET_ATTEMPTS + 1):
-        settings = MeshSettings.for_project(root)
-        settings.state = state
-        settings.subnet = random.randint(100, 250)
-        settings.control_plane = f"127.0.0.1:{free_port()}"
-        settings.ingress = f"127.0.0.1:{free_port()}"
-        settings.ingress_stats = f"127.0.0.1:{free_port()}"
-        settings.prometheus = f"127.0.0.1:{free_port()}" if prometheus else None
-        mesh = LocalMesh(settings)
-        try:
-            mesh.start(timeout=START_TIMEOUT_SECONDS)
-        except RuntimeError as error:
-            # The supervisor checks every address before it starts anything.
-            if attempt == SUBNET_ATTEMPTS or not str(error).startswith(BUSY):
-                raise
-            continue
-        return mesh
-    raise AssertionError("unreachable")  # pragma: no cover - the last attempt returns or raises

@@ -1,17 +1,16 @@
 """One local mesh for the whole session: the project's canary stack (k8s/ + istio/ overlays,
 copied so tests may edit them), every pod with the real services behind real sidecars, and
-the Prometheus that scrapes them."""
+the Prometheus that scrapes them. `mesh_settings` makes the settings of any stack's mesh
+(test_canary_rollouts.py runs the flagger stack's)."""
 
 from __future__ import annotations
 
-import random
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from shopmesh.launch.readiness import free_port
 from shopmesh.localmesh.ca import spiffe_id
 from shopmesh.localmesh.settings import MeshSettings
 from shopmesh.localmesh.supervisor import LocalMesh
@@ -19,24 +18,22 @@ from shopmesh.localmesh.supervisor import LocalMesh
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session")
-def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
-    project = tmp_path_factory.mktemp("mesh")
+def mesh_settings(project: Path, overlay: str) -> MeshSettings:
+    """A mesh of the stack `overlay`, from a copy of k8s/ and istio/ under `project` (which
+    tests may edit), on addresses of its own."""
     for part in ("k8s", "istio"):
         shutil.copytree(ROOT / part, project / part)
-    settings = MeshSettings(
+    return MeshSettings(
         root=ROOT,
-        sources=[project / "k8s" / "overlays" / "canary", project / "istio" / "overlays" / "canary"],
+        sources=[project / "k8s" / "overlays" / overlay, project / "istio" / "overlays" / overlay],
         state=project / "state",
-        # pods on their own 127.<subnet>/16, ports of our own: another mesh may run alongside
-        subnet=random.randint(100, 250),
-        control_plane=f"127.0.0.1:{free_port()}",
-        ingress=f"127.0.0.1:{free_port()}",
-        ingress_stats=f"127.0.0.1:{free_port()}",
-        prometheus=f"127.0.0.1:{free_port()}",
         extra_identities=[spiffe_id("default", "default")],
-    )
-    local_mesh = LocalMesh(settings)
+    ).on_free_addresses()  # another mesh may run alongside
+
+
+@pytest.fixture(scope="session")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
+    local_mesh = LocalMesh(mesh_settings(tmp_path_factory.mktemp("mesh"), "canary"))
     local_mesh.start(timeout=120)
     try:
         yield local_mesh

@@ -39,7 +39,7 @@ def test_a_short_soak_fails_nothing_and_samples_every_process(tmp_path: Path) ->
         "sidecar",
         "app",
         "control_plane",
-    }
+    }  # no Prometheus: scripts/soak runs its mesh without it (shopmesh/resilience/soak.py says why)
     report.update(
         command="scripts/soak --duration 20",
         machine={"nproc": 2, "cpu_model": "x", "load_average_at_start": []},
