@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class FieldViolation:
-    """One bad field: `field` is a path like "items[2].quantity" (google.rpc.BadRequest)."""
+    """One bad field: `field` is a path like "items[2].quantity" (google.rpc.BadRequest), or ""
+    for the request as a whole (bytes that are no message at all, a missing message)."""
 
     field: str
     description: str
@@ -32,14 +33,16 @@ class ShopError(Exception):
 class InvalidArgument(ShopError):
     """The request is malformed: INVALID_ARGUMENT with one BadRequest violation per field."""
 
-    def __init__(self, violations: Sequence[FieldViolation]) -> None:
+    def __init__(self, violations: Sequence[FieldViolation], message: str | None = None) -> None:
         if not violations:
             raise ValueError("InvalidArgument needs at least one violation")
         self.violations = tuple(violations)
-        # The message names a few fields; the BadRequest detail lists them all.
-        fields = ", ".join(violation.field for violation in self.violations[:5])
-        more = f" and {len(self.violations) - 5} more" if len(self.violations) > 5 else ""
-        super().__init__(f"invalid request: {fields}{more}")
+        if message is None:
+            # The message names a few fields; the BadRequest detail lists them all.
+            fields = ", ".join(violation.field for violation in self.violations[:5])
+            more = f" and {len(self.violations) - 5} more" if len(self.violations) > 5 else ""
+            message = f"invalid request: {fields}{more}"
+        super().__init__(message)
 
 
 class NotFound(ShopError):

@@ -27,6 +27,7 @@ from services.runtime.callcontext import (
     CallContext,
     call_scope,
 )
+from services.runtime.decoding import decode_request, missing_request
 from services.runtime.errors import ShopError
 from services.runtime.status import internal_status, to_grpc_status
 from services.runtime.tracing import TRACE_HEADERS, end_span, tracing
@@ -41,6 +42,7 @@ _QUIET_SERVICES = ("grpc.health.", "grpc.reflection.")
 #: grpc's classes are generic only in grpc-stubs, not at run time: hence the quotes and the
 #: TYPE_CHECKING base.
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+Decoder: TypeAlias = Callable[[bytes], Any]
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 if TYPE_CHECKING:
     _ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
@@ -70,90 +72,106 @@ class RuntimeInterceptor(_ServerInterceptor):
         return wrapper
 
     def _wrap(self, path: str, handler: Handler) -> Handler:
+        """The handler with the runtime around it, registered with a request *stream* whatever
+        the method's shape, and decoding requests itself (services.runtime.decoding).
+
+        grpc.aio never answers a unary (or server-streaming) call whose request stream ends
+        without a whole message: it drops the call unanswered, and the caller waits out its
+        deadline. A stream handler sees the stream end, and the call is answered
+        INVALID_ARGUMENT. The wire is the same for every shape: only the server's handling
+        differs. Requests stay bytes until the wrapper decodes them, so bytes that are not the
+        method's message are INVALID_ARGUMENT too, not grpc's UNKNOWN or INTERNAL."""
+        decode, serialize = handler.request_deserializer, handler.response_serializer
         if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                self._unary_response(path, "unary", handler.unary_unary, streaming_request=False),
-                handler.request_deserializer,
-                handler.response_serializer,
+            unary = self._method(path, "unary", decode, streaming_request=False)
+            return grpc.stream_unary_rpc_method_handler(
+                _unary_response(unary, handler.unary_unary), None, serialize
             )
         if handler.stream_unary:
+            client_stream = self._method(path, "client_stream", decode, streaming_request=True)
             return grpc.stream_unary_rpc_method_handler(
-                self._unary_response(path, "client_stream", handler.stream_unary, streaming_request=True),
-                handler.request_deserializer,
-                handler.response_serializer,
+                _unary_response(client_stream, handler.stream_unary), None, serialize
             )
         if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                self._stream_response(path, "server_stream", handler.unary_stream, streaming_request=False),
-                handler.request_deserializer,
-                handler.response_serializer,
+            server_stream = self._method(path, "server_stream", decode, streaming_request=False)
+            return grpc.stream_stream_rpc_method_handler(
+                _stream_response(server_stream, handler.unary_stream), None, serialize
             )
         assert handler.stream_stream is not None  # the one kind left
+        bidi_stream = self._method(path, "bidi_stream", decode, streaming_request=True)
         return grpc.stream_stream_rpc_method_handler(
-            self._stream_response(path, "bidi_stream", handler.stream_stream, streaming_request=True),
-            handler.request_deserializer,
-            handler.response_serializer,
+            _stream_response(bidi_stream, handler.stream_stream), None, serialize
         )
 
-    def _method(self, path: str, grpc_type: str) -> _Method:
+    def _method(
+        self, path: str, grpc_type: str, decode: Decoder | None, *, streaming_request: bool
+    ) -> _Method:
         labels = metrics.MethodLabels.of(path, grpc_type)
-        return _Method(
-            self.service, path, metrics.MethodMetrics(labels), labels.grpc_service.startswith(_QUIET_SERVICES)
-        )
+        quiet = labels.grpc_service.startswith(_QUIET_SERVICES)
+        return _Method(self.service, path, metrics.MethodMetrics(labels), quiet, decode, streaming_request)
 
-    def _unary_response(
-        self, path: str, grpc_type: str, behavior: Callable[..., Any], *, streaming_request: bool
-    ) -> Callable[[Any, Context], Awaitable[Any]]:
-        method = self._method(path, grpc_type)
 
-        async def handle(request: Any, context: Context) -> Any:
-            call = _ObservedCall(method, context)
-            request = call.received(request, streaming=streaming_request)
-            with call_scope(call.context):
-                try:
-                    result = behavior(request, context)
-                    response = await result if inspect.isawaitable(result) else result
-                except BaseException as error:
-                    await call.fail(error)
-                call.succeeded(messages_sent=1)
-                return response
+def _unary_response(
+    method: _Method, behavior: Callable[..., Any]
+) -> Callable[[AsyncIterator[bytes], Context], Awaitable[Any]]:
+    async def handle(requests: AsyncIterator[bytes], context: Context) -> Any:
+        call = _ObservedCall(method, context)
+        with call_scope(call.context):
+            try:
+                request = await call.received(requests)
+                result = behavior(request, context)
+                response = await result if inspect.isawaitable(result) else result
+            except BaseException as error:
+                await call.fail(error)
+            call.succeeded(messages_sent=1)
+            return response
 
-        return handle
+    return handle
 
-    def _stream_response(
-        self, path: str, grpc_type: str, behavior: Callable[..., Any], *, streaming_request: bool
-    ) -> Callable[[Any, Context], AsyncIterator[Any]]:
-        method = self._method(path, grpc_type)
 
-        async def handle(request: Any, context: Context) -> AsyncIterator[Any]:
-            call = _ObservedCall(method, context)
-            request = call.received(request, streaming=streaming_request)
-            with call_scope(call.context):
-                try:
-                    result = behavior(request, context)
-                    if inspect.isawaitable(result):
-                        await result  # a handler that writes with context.write()
-                    else:
-                        async for response in result:
-                            method.metrics.sent.inc()
-                            yield response
-                except BaseException as error:
-                    await call.fail(error)
-                call.succeeded(messages_sent=0)
+def _stream_response(
+    method: _Method, behavior: Callable[..., Any]
+) -> Callable[[AsyncIterator[bytes], Context], AsyncIterator[Any]]:
+    async def handle(requests: AsyncIterator[bytes], context: Context) -> AsyncIterator[Any]:
+        call = _ObservedCall(method, context)
+        with call_scope(call.context):
+            try:
+                request = await call.received(requests)
+                result = behavior(request, context)
+                if inspect.isawaitable(result):
+                    await result  # a handler that writes with context.write()
+                else:
+                    async for response in result:
+                        method.metrics.sent.inc()
+                        yield response
+            except BaseException as error:
+                await call.fail(error)
+            call.succeeded(messages_sent=0)
 
-        return handle
+    return handle
 
 
 class _Method:
-    """What every call of one method shares: its names, metric series, and log level."""
+    """What every call of one method shares: its names, metric series, log level, and how its
+    requests come (decoded by `decode`, None for bytes; one message, or a stream of them)."""
 
-    __slots__ = ("metrics", "path", "quiet", "service")
+    __slots__ = ("decode", "metrics", "path", "quiet", "service", "streaming_request")
 
-    def __init__(self, service: str, path: str, series: metrics.MethodMetrics, quiet: bool) -> None:
+    def __init__(
+        self,
+        service: str,
+        path: str,
+        series: metrics.MethodMetrics,
+        quiet: bool,
+        decode: Decoder | None,
+        streaming_request: bool,
+    ) -> None:
         self.service = service
         self.path = path
         self.metrics = series
         self.quiet = quiet
+        self.decode = decode
+        self.streaming_request = streaming_request
 
 
 class _ObservedCall:
@@ -175,12 +193,19 @@ class _ObservedCall:
         )
         method.metrics.started.inc()
 
-    def received(self, request: Any, *, streaming: bool) -> Any:
-        """The request, counted: at once if unary, message by message if a stream."""
-        if streaming:
-            return _count_requests(request, self.method.metrics)
-        self.method.metrics.received.inc()
-        return request
+    async def received(self, requests: AsyncIterator[bytes]) -> Any:
+        """The request stream, decoded and counted message by message; or, for a method that
+        takes one message, that message (InvalidArgument if the stream ends without one)."""
+        method = self.method
+        if method.streaming_request:
+            return _decoded_requests(requests, method.decode, method.metrics)
+        # The first message, read from the call itself: iterating `requests` would cost an async
+        # generator per call, and its finalization. grpc.aio ignores any more messages; so do we.
+        raw = await self.grpc_context.read()
+        if not isinstance(raw, bytes):  # grpc.aio.EOF: the stream ended without a whole message
+            raise missing_request(method.path)
+        method.metrics.received.inc()
+        return raw if method.decode is None else decode_request(method.decode, raw)
 
     def succeeded(self, *, messages_sent: int) -> None:
         if messages_sent:
@@ -260,7 +285,9 @@ def _read_metadata(context: Context) -> tuple[str, dict[str, str]]:
     return request_id or str(uuid.uuid4()), headers
 
 
-async def _count_requests(requests: AsyncIterator[Any], series: metrics.MethodMetrics) -> AsyncIterator[Any]:
-    async for request in requests:
+async def _decoded_requests(
+    requests: AsyncIterator[bytes], decode: Decoder | None, series: metrics.MethodMetrics
+) -> AsyncIterator[Any]:
+    async for raw in requests:
         series.received.inc()
-        yield request
+        yield raw if decode is None else decode_request(decode, raw)

@@ -23,14 +23,18 @@ import argparse
 import functools
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent import futures
 from pathlib import Path
+from typing import Any
 
 import grpc
 import grpc.experimental
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2
 
+from services.runtime.decoding import decode_request
+from services.runtime.errors import InvalidArgument
+from services.runtime.status import to_grpc_status
 from shopmesh.localmesh.forwarding import UNLIMITED_MESSAGES, UPSTREAM_OPTIONS, Relay, serve_until_signalled
 from shopmesh.localmesh.istiostats import SOURCE, start_stats
 from shopmesh.localmesh.methods import KnownMethods, declared_methods, reflected_methods
@@ -39,6 +43,9 @@ from shopmesh.localmesh.observation import CallObserver, VerifiedPeer
 log = logging.getLogger("shopmesh.localmesh.ingress")
 
 REQUEST_ID = "x-request-id"
+HEALTH_SERVICE = "grpc.health.v1.Health"
+#: The ErrorInfo domain of the gateway's own errors ("<name>.shop", services.runtime.status).
+GATEWAY = "istio-ingressgateway"
 #: The mesh channel never goes idle: its connectivity is the gateway's health, and an idle
 #: channel would say nothing (gRPC's default idles it after 30 minutes without calls).
 NEVER_IDLE = [("grpc.client_idle_timeout_ms", 2**31 - 1)]
@@ -78,6 +85,35 @@ class GatewayHealth:
         self.servicer.enter_graceful_shutdown()
 
 
+def decoding_health_handlers(servicer: health.HealthServicer) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
+    """`grpc.health.v1.Health` as health_pb2_grpc registers it, but decoding its requests itself
+    (services.runtime.decoding): grpcio's sync server answers bytes that do not decode INTERNAL
+    "Exception deserializing request!", where the caller's mistake is INVALID_ARGUMENT."""
+
+    def check(data: bytes, context: grpc.ServicerContext) -> health_pb2.HealthCheckResponse:
+        return servicer.Check(_health_request(data, context), context)
+
+    def watch(data: bytes, context: grpc.ServicerContext) -> Iterator[health_pb2.HealthCheckResponse]:
+        yield from servicer.Watch(_health_request(data, context), context)
+
+    respond = health_pb2.HealthCheckResponse.SerializeToString
+    return {
+        "Check": grpc.unary_unary_rpc_method_handler(check, None, respond),
+        "Watch": grpc.unary_stream_rpc_method_handler(watch, None, respond),
+    }
+
+
+def _health_request(data: bytes, context: grpc.ServicerContext) -> health_pb2.HealthCheckRequest:
+    try:
+        request: health_pb2.HealthCheckRequest = decode_request(
+            health_pb2.HealthCheckRequest.FromString, data
+        )
+    except InvalidArgument as error:
+        context.abort_with_status(to_grpc_status(error, service=GATEWAY))
+        raise AssertionError("abort_with_status returned") from error  # pragma: no cover - it raises
+    return request
+
+
 def build_server(
     listen: str, target: str, workers: int = 64, observer: CallObserver | None = None
 ) -> tuple[grpc.Server, int, GatewayHealth]:
@@ -94,8 +130,11 @@ def build_server(
         options=UNLIMITED_MESSAGES,
     )
     gateway_health = GatewayHealth(mesh)
-    # Registered methods come before the relay: the gateway answers its health itself.
-    health_pb2_grpc.add_HealthServicer_to_server(gateway_health.servicer, server)
+    # Registered methods come before the relay (and cost it nothing): the gateway answers its
+    # health itself. (grpc-stubs do not declare the method; the generated health code uses it.)
+    server.add_registered_method_handlers(  # type: ignore[attr-defined]
+        HEALTH_SERVICE, decoding_health_handlers(gateway_health.servicer)
+    )
     port = server.add_insecure_port(listen)
     if port == 0:
         raise SystemExit(f"ingress: cannot listen on {listen}")

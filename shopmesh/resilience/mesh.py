@@ -53,9 +53,13 @@ class RunningMesh:
 
 
 @contextmanager
-def local_mesh(state: Path, root: Path = ROOT) -> Iterator[RunningMesh]:
-    """The mesh, started (every process serving); stopped on leaving, whatever happened."""
-    settings = MeshSettings.for_project(root).on_free_addresses()
+def local_mesh(state: Path, root: Path = ROOT, *, prometheus: bool = True) -> Iterator[RunningMesh]:
+    """The mesh, started (every process serving); stopped on leaving, whatever happened.
+    `prometheus=False` leaves the local Prometheus out, as `scripts/up --no-prometheus` does."""
+    settings = MeshSettings.for_project(root)
+    if not prometheus:
+        settings.prometheus = None
+    settings = settings.on_free_addresses()
     settings.state = state
     mesh = LocalMesh(settings)
     mesh.start(timeout=START_TIMEOUT_SECONDS)

@@ -47,6 +47,8 @@ class Sample:
     rss_mib: float
     fds: int
     cpu_seconds: float
+    #: Not judged: it explains memory a pool of threads takes as it grows to its high-water mark.
+    threads: int = 0
 
 
 def sample(pid: int, seconds: float) -> Sample | None:
@@ -54,9 +56,10 @@ def sample(pid: int, seconds: float) -> Sample | None:
     try:
         status = proc_status(pid)
         fds = len(os.listdir(f"/proc/{pid}/fd"))
+        threads = len(os.listdir(f"/proc/{pid}/task"))
     except (FileNotFoundError, ProcessLookupError, KeyError):
         return None
-    return Sample(seconds, status["rss_mib"], fds, status["cpu_seconds"])
+    return Sample(seconds, status["rss_mib"], fds, status["cpu_seconds"], threads)
 
 
 class Sampler:
@@ -135,6 +138,8 @@ def growth(series: Sequence[Sample]) -> dict[str, Any]:
         "fd_growth_over_second_half": round(fd_slope * half, 2),
         "fds_allowed": round(fds_allowed, 2),
         "open_files": fd_verdict,
+        "threads": _figures([float(s.threads) for s in series]),
+        "threads_at_half": judged[0].threads if judged else series[-1].threads,
         "cpu_seconds": round(series[-1].cpu_seconds - series[0].cpu_seconds, 2),
         "verdict": "growing" if "growing" in (rss_verdict, fd_verdict) else rss_verdict,
     }

@@ -116,13 +116,14 @@ def render(report: dict[str, Any]) -> str:
         if figures["samples"] == 0:
             lines.append(f"  {name:<26} no samples")
             continue
-        rss, fds = figures["rss_mib"], figures["fds"]
+        rss, fds, threads = figures["rss_mib"], figures["fds"], figures["threads"]
         lines.append(
             f"  {name:<26} {rss['first']:>8.1f} {rss['last']:>7.1f} {rss['max']:>7.1f} "
             f"{figures['rss_growth_mib_over_second_half']:>+8.2f} "
             f"{fds['first']:>6.0f} {fds['last']:>6.0f} {fds['max']:>6.0f} "
             f"{figures['fd_growth_over_second_half']:>+7.2f}"
-            f"  {figures['verdict']} (cpu {figures['cpu_seconds']} s)"
+            f"  {figures['verdict']} (cpu {figures['cpu_seconds']} s; threads {threads['first']:.0f}, "
+            f"{figures['threads_at_half']} at half-time, {threads['last']:.0f} at the end)"
         )
     lines.append(
         f"books: {'agree' if report['books']['consistent'] else 'DISAGREE'} {report['books']['orders']}; "
@@ -138,7 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "scripts/soak " + shlex.join(argv if argv is not None else sys.argv[1:])
     with tempfile.TemporaryDirectory(prefix="shopmesh-soak-") as state:
         started = time.monotonic()
-        with local_mesh(Path(state)) as running:
+        # Without the local Prometheus: it serves none of the load, and its TSDB keeps the
+        # samples of the last two hours in memory by design (its head block, compacted every two
+        # hours), so in a shorter run its memory grows with what it scraped.
+        with local_mesh(Path(state), prometheus=False) as running:
             startup = time.monotonic() - started
             report = soak(running, args.duration, args.rate, args.interval)
     report.update(command=command, machine=machine(), mesh_startup_seconds=round(startup, 1))

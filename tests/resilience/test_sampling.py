@@ -99,6 +99,7 @@ def test_the_sampler_tells_a_leaking_process_from_a_steady_one(mode: str, verdic
     figures = growth(sampler.series["child"])
     assert figures["samples"] >= 20
     assert figures["verdict"] == verdict, figures
+    assert figures["threads"]["last"] == 1  # the child's one thread, counted from /proc
     if mode == "leak":
         assert (figures["rss"], figures["open_files"]) == ("growing", "growing")
 

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     else:
         with (
             tempfile.TemporaryDirectory(prefix="shopmesh-fuzz-") as state,
-            local_mesh(Path(state)) as running,
+            local_mesh(Path(state), prometheus=False) as running,  # it serves none of the cases
         ):
             targets = [Target("ingress", running.ingress, SERVICES)]
             targets += [Target(app, address, (app,)) for app, address in sorted(running.apps().items())]
