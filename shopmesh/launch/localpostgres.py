@@ -86,8 +86,9 @@ class ServerAddress:
     def url(self, service: str, password: str) -> str:
         return f"postgresql+asyncpg://{service}:{password}@127.0.0.1:{self.port}/{service}"
 
-    def sql(self, statements: str) -> str:
-        return psql(self.socket_directory, self.port, statements)
+    def sql(self, statements: str, database: str = "postgres") -> str:
+        """`statements` as the superuser (shopmesh.launch.postgres.psql)."""
+        return psql(self.socket_directory, self.port, statements, database=database)
 
     def set_available(self, service: str, available: bool) -> int:
         """Opens or closes `service`'s database to its role (see the module's docstring); when

@@ -19,24 +19,28 @@ from shopmesh.localmesh.supervisor import LocalMesh
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def isolated_settings(project: Path, state: Path, *, prometheus: bool = True) -> MeshSettings:
+    """The canary stack of `project` (its k8s/ and istio/), its state in `state`, with pods on
+    their own 127.<subnet>/16 and ports of its own: another mesh may run alongside."""
+    return MeshSettings(
+        root=ROOT,
+        sources=[project / "k8s" / "overlays" / "canary", project / "istio" / "overlays" / "canary"],
+        state=state,
+        subnet=random.randint(100, 250),
+        control_plane=f"127.0.0.1:{free_port()}",
+        ingress=f"127.0.0.1:{free_port()}",
+        ingress_stats=f"127.0.0.1:{free_port()}",
+        prometheus=f"127.0.0.1:{free_port()}" if prometheus else None,
+        extra_identities=[spiffe_id("default", "default")],
+    )
+
+
 @pytest.fixture(scope="session")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
     project = tmp_path_factory.mktemp("mesh")
     for part in ("k8s", "istio"):
         shutil.copytree(ROOT / part, project / part)
-    settings = MeshSettings(
-        root=ROOT,
-        sources=[project / "k8s" / "overlays" / "canary", project / "istio" / "overlays" / "canary"],
-        state=project / "state",
-        # pods on their own 127.<subnet>/16, ports of our own: another mesh may run alongside
-        subnet=random.randint(100, 250),
-        control_plane=f"127.0.0.1:{free_port()}",
-        ingress=f"127.0.0.1:{free_port()}",
-        ingress_stats=f"127.0.0.1:{free_port()}",
-        prometheus=f"127.0.0.1:{free_port()}",
-        extra_identities=[spiffe_id("default", "default")],
-    )
-    local_mesh = LocalMesh(settings)
+    local_mesh = LocalMesh(isolated_settings(project, project / "state"))
     local_mesh.start(timeout=120)
     try:
         yield local_mesh
