@@ -43,13 +43,13 @@ from pathlib import Path
 
 from shopmesh.launch.postgres import (
     BIN,
-    OS_USER,
     initdb,
     psql,
     require_installed,
     run_as_server_user,
     server_directory,
     server_options,
+    server_user,
 )
 from shopmesh.launch.processes import ManagedProcess
 from shopmesh.launch.readiness import free_port
@@ -156,8 +156,8 @@ class LocalPostgres:
             run_as_server_user("test", "-w", self.directory, cwd=Path("/"))
         except subprocess.CalledProcessError:
             raise RuntimeError(
-                f"the {OS_USER} OS user cannot reach {self.directory} (a directory above it is "
-                "private to its owner): give the server a directory it can reach"
+                f"the {server_user()} OS user, which runs PostgreSQL, cannot reach {self.directory} "
+                "(a directory above it is private to its owner): give the server a directory it can reach"
             ) from None
         self._check_version()
         if not (self.data / "PG_VERSION").exists():
@@ -174,7 +174,7 @@ class LocalPostgres:
             {"LC_ALL": "C", "PATH": "/usr/bin:/bin"},
             self.log_file,
             self.directory,
-            user=OS_USER,
+            user=server_user(),
         ).start()
         self._wait_ready(timeout)
         self.address = address

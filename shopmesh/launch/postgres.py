@@ -1,11 +1,14 @@
-"""A real PostgreSQL 15 of our own: its own cluster in a temporary directory, on a free loopback
-port. The tests' `postgres` fixtures and `scripts/bench --postgres` start it this way.
+"""A real PostgreSQL of our own (the newest version Debian's packages installed): its own cluster
+in a temporary directory, on a free loopback port. The tests' `postgres` fixtures and
+`scripts/bench --postgres` start it this way; the functions below are shared with the local
+run's server (shopmesh.launch.localpostgres).
 
-initdb and pg_ctl refuse to run as root, so they run as the `postgres` OS user, in a directory
-made by tempfile and handed to that user (a test's tmp_path is not readable by it). fsync is
-off: the data only has to outlive the session that started it (not an OS crash), and it starts
-in well under a second. synchronous_commit stays on: `stop("immediate")` is a crash of the server, and
-a commit it has acknowledged must survive that like in production.
+initdb and pg_ctl refuse to run as root, so as root they run as the `postgres` OS user, in a
+directory made by tempfile and handed to that user (a test's tmp_path is not readable by it);
+any other user runs them as itself. fsync is off: the data only has to outlive the session that
+started it (not an OS crash), and it starts in well under a second. synchronous_commit stays on:
+`stop("immediate")` is a crash of the server, and a commit it has acknowledged must survive that
+like in production.
 """
 
 from __future__ import annotations
@@ -48,13 +51,20 @@ def require_installed() -> None:
         )
 
 
+def server_user() -> str | None:
+    """Whom the server runs as: the `postgres` OS user when this is root (initdb and pg_ctl
+    refuse root), else None: this user, who owns the cluster then."""
+    return OS_USER if os.geteuid() == 0 else None
+
+
 def run_as_server_user(
     *command: object, cwd: Path, log: Path | None = None, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Runs a PostgreSQL program as the `postgres` OS user (initdb and pg_ctl refuse root);
-    CalledProcessError with its output and the server log's tail (`log`) if it fails."""
+    """Runs a PostgreSQL program as the server's user (server_user); CalledProcessError with its
+    output and the server log's tail (`log`) if it fails."""
+    user = server_user()
     result = subprocess.run(
-        ["runuser", "-u", OS_USER, "--", *map(str, command)],
+        [*(("runuser", "-u", user, "--") if user else ()), *map(str, command)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -72,9 +82,11 @@ def run_as_server_user(
 
 
 def server_directory(directory: Path) -> None:
-    """Makes `directory` (its cluster, socket and log) the `postgres` user's, private to it."""
+    """Makes `directory` (its cluster, socket and log) the server user's, private to it."""
     directory.mkdir(parents=True, exist_ok=True)
-    shutil.chown(directory, OS_USER, OS_USER)
+    user = server_user()
+    if user is not None:
+        shutil.chown(directory, user, user)
     directory.chmod(0o700)
 
 
@@ -102,9 +114,9 @@ def server_options(socket_directory: Path, port: int, *, durable: bool) -> list[
 
 
 def psql(socket_directory: Path, port: int, statements: str, *, database: str = "postgres") -> str:
-    """Runs `statements` as the superuser over the Unix socket, each in its own transaction
-    (so CREATE DATABASE may be among them), stopping at the first error; their output, tuples
-    only."""
+    """Runs `statements` as the superuser (`postgres`, as initdb names it) over the Unix socket,
+    each in its own transaction (so CREATE DATABASE may be among them), stopping at the first
+    error; their output, tuples only."""
     result = run_as_server_user(
         BIN / "psql", "-h", socket_directory, "-p", str(port), "-U", OS_USER, "-d", database,
         "-v", "ON_ERROR_STOP=1", "-X", "-A", "-t", "-q", "-f", "-",
