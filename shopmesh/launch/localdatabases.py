@@ -53,9 +53,14 @@ class Owner:
     started: int  # clock ticks after boot: /proc/<pid>/stat's 22nd field
 
     @classmethod
+    def of(cls, pid: int) -> Owner | None:
+        """The process `pid` as it runs now; None if none does."""
+        started = _start_time(pid)
+        return None if started is None else cls(pid, started)
+
+    @classmethod
     def this_process(cls) -> Owner:
-        pid = os.getpid()
-        return cls(pid, _start_time(pid) or 0)
+        return cls(os.getpid(), _start_time(os.getpid()) or 0)
 
     def alive(self) -> bool:
         return _start_time(self.pid) == self.started
@@ -141,8 +146,18 @@ class LocalDatabases:
         return SQLITE if self.server is None else POSTGRESQL
 
     def open(self, services: Sequence[str]) -> dict[str, str]:
-        """Each service's database URL, its server started if it has one; records them."""
+        """Each service's database URL, its server started if it has one; records them.
+        RuntimeError if another run still runs on the same databases."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            previous = DatabasesRecord.read(self.directory)
+        except ValueError:
+            previous = None  # damaged: this run's record replaces it
+        if previous is not None and previous.running and previous.owner.pid != os.getpid():
+            raise RuntimeError(
+                f"{self.directory} is in use by another run (pid {previous.owner.pid}): stop it, "
+                "or give this one a --state of its own"
+            )
         if self.server is None:
             self.urls = {service: sqlite_url(self.directory / f"{service}.db") for service in services}
         else:

@@ -163,6 +163,8 @@ class LocalPostgres:
         if not (self.data / "PG_VERSION").exists():
             initdb(self.data, cwd=self.directory, sync=self.durable)
         address = ServerAddress(self.directory, free_port())
+        # If the run dies, the parent-death signal (SIGTERM) is PostgreSQL's smart shutdown: it
+        # ends once the run's services, which die with it too, have disconnected.
         self.process = ManagedProcess(
             "postgresql",
             [

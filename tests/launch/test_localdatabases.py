@@ -51,6 +51,14 @@ def test_a_record_round_trips_and_a_reused_pid_is_not_the_run(tmp_path: Path) ->
     assert not Owner(2**22 + 1, 0).alive()  # above pid_max's default: no such process
 
 
+def test_two_runs_never_share_databases(tmp_path: Path) -> None:
+    another_run = Owner.of(os.getppid())  # a process that runs, not this one
+    assert another_run is not None
+    postgres_record(another_run).write(tmp_path)
+    with pytest.raises(RuntimeError, match=f"is in use by another run \\(pid {os.getppid()}\\)"):
+        LocalDatabases(tmp_path, None, log_file=tmp_path / "unused.log").open(list(SERVICES))
+
+
 def test_a_damaged_record_is_said_to_be_so(tmp_path: Path) -> None:
     (tmp_path / "databases.json").write_text('{"engine": "sqlite"}')
     with pytest.raises(ValueError, match="is not a databases record"):
