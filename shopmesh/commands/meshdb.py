@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-#: The local mesh's databases (its state directory var/mesh, then db/).
+#: The local mesh's databases: its state directory's db/ (shopmesh.localmesh.supervisor).
 DEFAULT_DATABASES = Path("var") / "mesh" / "db"
 
 
@@ -25,11 +25,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     ):
         parser = commands.add_parser(name, help=verb)
         parser.add_argument("service", help="the service whose database it is (order, inventory, payment)")
-        parser.add_argument(
+        where = parser.add_mutually_exclusive_group()
+        where.add_argument(
+            "--state",
+            type=Path,
+            metavar="DIR",
+            help="the mesh's state directory, as given to `mesh up --state` (its databases: DIR/db)",
+        )
+        where.add_argument(
             "--databases",
             type=Path,
             metavar="DIR",
-            default=None,
             help="the run's databases directory (default var/mesh/db; var for scripts/up --plain --postgres)",
         )
         parser.set_defaults(handler=handler)
@@ -48,7 +54,10 @@ def _set(args: argparse.Namespace, *, available: bool) -> int:
     from shopmesh.launch.service import ROOT
 
     command = "start-db" if available else "stop-db"
-    directory = (args.databases or ROOT / DEFAULT_DATABASES).resolve()
+    if args.state is not None:
+        directory = (args.state / "db").resolve()
+    else:
+        directory = (args.databases or ROOT / DEFAULT_DATABASES).resolve()
     try:
         record, server = running_postgres(directory)
     except NoRunningDatabases as error:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import pwd
 import signal
 import subprocess
 import sys
@@ -28,8 +29,6 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 
 
 def _primary_group(user: str) -> int:
-    import pwd
-
     return pwd.getpwnam(user).pw_gid
 
 

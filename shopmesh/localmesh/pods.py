@@ -3,8 +3,8 @@
 The service runs unchanged, as in its container, and is started like every service of the
 project (shopmesh.launch.service) from its declaration. What the pod changes: the service
 listens on a loopback port of its own behind the sidecar, serves metrics on the pod's address,
-uses its Deployment's database (shopmesh.launch.localdatabases), and reaches each service it calls by an `xds:///`
-target, through gRPC's own xDS client (proxyless mesh).
+uses its service's database (shopmesh.launch.localdatabases), and reaches each service it calls
+by an `xds:///` target, through gRPC's own xDS client (proxyless mesh).
 """
 
 from __future__ import annotations

@@ -4,13 +4,13 @@ the Prometheus that scrapes them."""
 
 from __future__ import annotations
 
-import random
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from shopmesh.launch.listeners import unused_subnet
 from shopmesh.launch.readiness import free_port
 from shopmesh.localmesh.ca import spiffe_id
 from shopmesh.localmesh.settings import MeshSettings
@@ -26,7 +26,7 @@ def isolated_settings(project: Path, state: Path, *, prometheus: bool = True) ->
         root=ROOT,
         sources=[project / "k8s" / "overlays" / "canary", project / "istio" / "overlays" / "canary"],
         state=state,
-        subnet=random.randint(100, 250),
+        subnet=unused_subnet(range(100, 251)),
         control_plane=f"127.0.0.1:{free_port()}",
         ingress=f"127.0.0.1:{free_port()}",
         ingress_stats=f"127.0.0.1:{free_port()}",

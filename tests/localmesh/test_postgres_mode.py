@@ -156,9 +156,16 @@ def test_stop_db_is_an_outage_of_that_database_alone_and_start_db_ends_it(postgr
         confirmed = create_order(channel)
         assert confirmed.status == order_pb2.ORDER_STATUS_CONFIRMED
 
-        stopped = shopmesh("mesh", "stop-db", "inventory", *databases_option(postgres_mesh))
+        state = ["--state", str(postgres_mesh.settings.state)]  # as given to `mesh up --state`
+        stopped = shopmesh("mesh", "stop-db", "inventory", *state)
         assert stopped.returncode == 0, stopped.stderr
         assert "inventory's database is unavailable" in stopped.stdout
+        server = postgres_mesh.databases.server
+        assert server is not None
+        assert server.address is not None
+        assert not server.address.available("inventory")
+        assert server.address.available("order")
+        assert server.address.available("payment")
 
         # What needs inventory's database fails UNAVAILABLE (the mesh may retry it), never INTERNAL.
         unavailable = grpc.StatusCode.UNAVAILABLE
@@ -192,6 +199,7 @@ def test_stop_db_is_an_outage_of_that_database_alone_and_start_db_ends_it(postgr
 
         started = shopmesh("mesh", "start-db", "inventory", *databases_option(postgres_mesh))
         assert started.returncode == 0, started.stderr
+        assert server.address.available("inventory")
         settles(lambda: code_of(lambda: list_products(channel)) == grpc.StatusCode.OK, "ListProducts OK")
         settles(lambda: serving(app_address(postgres_mesh, "inventory")), "inventory SERVING")
         assert create_order(channel).status == order_pb2.ORDER_STATUS_CONFIRMED
