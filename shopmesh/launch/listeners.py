@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import random
 import socket
-from collections.abc import Sequence
 from pathlib import Path
 
 _LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp's `st` column
@@ -46,29 +44,6 @@ def holder(address: str, proc: Path = Path("/proc")) -> str | None:
         except OSError:  # gone meanwhile, or not ours to inspect
             continue
     return None
-
-
-def unused_subnet(candidates: Sequence[int], proc: Path = Path("/proc")) -> int:
-    """One of `candidates` (`s` in 127.s.0.0/16, a local mesh's pod addresses) on which nothing
-    listens now, picked at random, so that meshes started side by side do not collide; any of
-    them if all are taken (the mesh then says which address is busy)."""
-    taken = set()
-    for table in ("tcp", "tcp6"):
-        try:
-            lines = (proc / "net" / table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) < 10 or fields[3] != _LISTEN:
-                continue
-            address = _kernel_address(fields[1].split(":")[0])
-            if isinstance(address, ipaddress.IPv6Address):
-                address = address.ipv4_mapped or address
-            if isinstance(address, ipaddress.IPv4Address) and address.packed[0] == 127:
-                taken.add(address.packed[1])
-    free = [subnet for subnet in candidates if subnet not in taken]
-    return random.choice(free or list(candidates))
 
 
 def _listening_inodes(

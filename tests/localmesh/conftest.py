@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from shopmesh.launch.listeners import unused_subnet
-from shopmesh.launch.readiness import free_port
 from shopmesh.localmesh.ca import spiffe_id
 from shopmesh.localmesh.settings import MeshSettings
 from shopmesh.localmesh.supervisor import LocalMesh
@@ -19,28 +17,18 @@ from shopmesh.localmesh.supervisor import LocalMesh
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def isolated_settings(project: Path, state: Path, *, prometheus: bool = True) -> MeshSettings:
-    """The canary stack of `project` (its k8s/ and istio/), its state in `state`, with pods on
-    their own 127.<subnet>/16 and ports of its own: another mesh may run alongside."""
-    return MeshSettings(
-        root=ROOT,
-        sources=[project / "k8s" / "overlays" / "canary", project / "istio" / "overlays" / "canary"],
-        state=state,
-        subnet=unused_subnet(range(100, 251)),
-        control_plane=f"127.0.0.1:{free_port()}",
-        ingress=f"127.0.0.1:{free_port()}",
-        ingress_stats=f"127.0.0.1:{free_port()}",
-        prometheus=f"127.0.0.1:{free_port()}" if prometheus else None,
-        extra_identities=[spiffe_id("default", "default")],
-    )
-
-
 @pytest.fixture(scope="session")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
     project = tmp_path_factory.mktemp("mesh")
     for part in ("k8s", "istio"):
         shutil.copytree(ROOT / part, project / part)
-    local_mesh = LocalMesh(isolated_settings(project, project / "state"))
+    settings = MeshSettings(
+        root=ROOT,
+        sources=[project / "k8s" / "overlays" / "canary", project / "istio" / "overlays" / "canary"],
+        state=project / "state",
+        extra_identities=[spiffe_id("default", "default")],
+    ).on_free_addresses()  # another mesh may run alongside
+    local_mesh = LocalMesh(settings)
     local_mesh.start(timeout=120)
     try:
         yield local_mesh

@@ -24,9 +24,10 @@ from shop.order.v1 import order_pb2, order_pb2_grpc
 from shop.payment.v1 import payment_pb2, payment_pb2_grpc
 from shopmesh.launch.demo import DEMO_PRODUCT
 from shopmesh.launch.localdatabases import DatabasesRecord, PostgresMode
+from shopmesh.localmesh.settings import MeshSettings
 from shopmesh.localmesh.supervisor import LocalMesh
 
-from .conftest import ROOT, isolated_settings
+from .conftest import ROOT
 
 CALL_SECONDS = 10.0
 #: An outage's effect and the recovery are seen within a few health-probe periods (0.5 s each)
@@ -40,9 +41,11 @@ def postgres_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMes
     server's directory is one the `postgres` OS user can reach (a test's tmp_path is private to
     root); fsync off, as the tests' other PostgreSQL servers."""
     server = Path(tempfile.mkdtemp(prefix="shopmesh-pg-"))
-    settings = isolated_settings(ROOT, tmp_path_factory.mktemp("pgmesh") / "state", prometheus=False)
+    settings = MeshSettings.for_project(ROOT)
+    settings.state = tmp_path_factory.mktemp("pgmesh") / "state"
+    settings.prometheus = None
     settings.postgresql = PostgresMode(directory=server, durable=False)
-    mesh = LocalMesh(settings)
+    mesh = LocalMesh(settings.on_free_addresses())  # another mesh may run alongside
     try:
         mesh.start(timeout=120)
         yield mesh
