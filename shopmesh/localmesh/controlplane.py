@@ -22,6 +22,7 @@ from pathlib import Path
 import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc
 
+from shopmesh.canary.objects import running
 from shopmesh.localmesh.ads import AggregatedDiscoveryService
 from shopmesh.localmesh.ca import CertificateAuthority, IdentityIssuer, PodIdentity, spiffe_id
 from shopmesh.localmesh.peers import PeerDirectoryWriter, workload_metadata
@@ -117,7 +118,7 @@ async def serve(arguments: argparse.Namespace) -> None:
     placement = Placement.load(state.placement_file)
     sources = [Path(source) for source in arguments.source]
     rendered = {source: render([source]) for source in sources}
-    objects = MeshObjects(r for source in sources for r in rendered[source])
+    objects = running(MeshObjects(r for source in sources for r in rendered[source]))
     snapshot = translate(objects, placement)
 
     # Who each pod is, and which certificate each pod holds: the peer directory the proxies'
@@ -147,7 +148,9 @@ async def serve(arguments: argparse.Namespace) -> None:
     print(f"READY {host}:{port}", flush=True)
     log.info("serving xDS on %s:%d: %s", host, port, describe(snapshot))
 
-    source_watcher = SourceWatcher(sources, lambda objs: translate(objs, placement), discovery.publish)
+    source_watcher = SourceWatcher(
+        sources, lambda objs: translate(running(objs), placement), discovery.publish
+    )
     source_watcher.prime(rendered)
     watcher = asyncio.create_task(source_watcher.run())
     stop = asyncio.Event()
