@@ -15,7 +15,7 @@ from typing import Any
 
 from shopmesh.chaos.hypothesis import INGRESS_WINDOW, ingress_success_ratio
 from shopmesh.check.reading import DatabaseUrls
-from shopmesh.check.report import check
+from shopmesh.check.report import CheckReport, check
 from shopmesh.check.stocked import baseline
 from shopmesh.telemetry.query import DEFAULT_URL, PrometheusClient
 
@@ -34,10 +34,22 @@ def books_agree(
     databases: str = "",
     stocked: str = "demo",
     wait_seconds: float = 30.0,
+    must_agree: bool = False,
 ) -> dict[str, Any]:
     """`shopmesh check`'s report as JSON (judge it on `$.consistent`): the URLs given, else the
-    SQLite files in `databases` (a directory). Raises when a database cannot be read."""
-    files = DatabaseUrls.sqlite_files(Path(databases)) if databases else None
+    databases of the local run on `databases` (a directory). Raises when a database cannot be
+    read, and with `must_agree` (for a method, where Chaos Toolkit judges no tolerance) unless
+    every order is at rest and the books agree."""
+    report = _books(order_url, inventory_url, payment_url, databases, stocked, wait_seconds)
+    if must_agree and not report.consistent:
+        raise ProbeFailed(f"the books do not agree: {report.to_text()[-1500:]}")
+    return report.to_json()
+
+
+def _books(
+    order_url: str, inventory_url: str, payment_url: str, databases: str, stocked: str, wait_seconds: float
+) -> CheckReport:
+    files = DatabaseUrls.of_run(Path(databases)) if databases else None
     urls = DatabaseUrls(
         order=order_url or (files.order if files else ""),
         inventory=inventory_url or (files.inventory if files else ""),
@@ -46,8 +58,7 @@ def books_agree(
     missing = [service for service, url in vars(urls).items() if not url]
     if missing:
         raise ValueError(f"books_agree: no database for {', '.join(missing)}: give its URL or `databases`")
-    report = asyncio.run(check(urls, stocked=baseline(stocked), wait=float(wait_seconds)))
-    return report.to_json()
+    return asyncio.run(check(urls, stocked=baseline(stocked), wait=float(wait_seconds)))
 
 
 def ingress_success(window: str = INGRESS_WINDOW, configuration: Mapping[str, Any] | None = None) -> float:

@@ -5,6 +5,7 @@ shopmesh mesh up     control plane, every pod (service + sidecar), ingress, Prom
 shopmesh mesh xds    the xDS resources the control plane would serve now, as JSON
 shopmesh mesh stop-db SERVICE / start-db SERVICE
                      a --postgres run's database outage, and its end (shopmesh/commands/meshdb.py)
+shopmesh mesh apply / delete / rotate-certificates   change a running mesh (mesh_changes)
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 import threading
 from pathlib import Path
 
-from shopmesh.commands import meshdb
+from shopmesh.commands import mesh_changes, meshdb
 
 # shopmesh.localmesh is imported in the handlers only: it needs the `mesh` extra (xds-protos),
 # which the service image leaves out, and every `shopmesh` command builds this parser.
@@ -50,6 +51,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     xds.add_argument("--name", help="only the resource with this name")
     xds.set_defaults(handler=run_xds)
     meshdb.register(commands)
+
+    mesh_changes.register(commands)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

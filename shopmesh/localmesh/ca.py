@@ -308,6 +308,14 @@ class IdentityIssuer:
             self._issued[files.directory] = issued
         return files
 
+    def rotate_all(self) -> int:
+        """Renew every certificate now, whatever its age (an operator's rotation); how many."""
+        with self._lock:
+            holders = list(self._holders.values())
+        for holder in holders:
+            self._refresh(holder, force=True)
+        return len(holders)
+
     def start_rotation(self, check_every: float = 1.0) -> None:
         """Renew each certificate at half its life, in a background thread, until `stop()`."""
 

@@ -5,7 +5,9 @@ Run by the supervisor as `python -m shopmesh.localmesh.controlplane --state DIR 
 the placement the supervisor wrote (`DIR/placement.json`), issues every pod a certificate of
 its own and every other identity a shared one (and keeps rotating them), keeps the peer
 directory (`DIR/peer-metadata.json`: which pod is who, and holds which certificate), and prints
-one line, `READY <address>`, once it serves.
+one line, `READY <address>`, once it serves. It also serves the objects applied on top of the
+sources (`DIR/applied`, shopmesh.localmesh.applied), and renews every certificate at once when
+asked to (`DIR/ca/rotate`, shopmesh.localmesh.rotation).
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from envoy.service.discovery.v3 import ads_pb2_grpc
 
 from shopmesh.canary.objects import running
 from shopmesh.localmesh.ads import AggregatedDiscoveryService
+from shopmesh.localmesh.applied import AppliedObjects, ApplyError, overlay
 from shopmesh.localmesh.ca import CertificateAuthority, IdentityIssuer, PodIdentity, spiffe_id
 from shopmesh.localmesh.peers import PeerDirectoryWriter, workload_metadata
 from shopmesh.localmesh.placement import Placement
+from shopmesh.localmesh.rotation import serve_rotation_requests
 from shopmesh.localmesh.state import MeshState
 from shopmesh.localmesh.translate.translator import Snapshot, TranslationError, describe, translate
 from shopmesh.manifests.model import MeshObjects
@@ -55,7 +59,8 @@ class SourceWatcher:
     Only the source that changed is rendered again (kustomize takes a few hundred
     milliseconds), so an edit is served well within a second. A source that fails to render
     or translate keeps the last good snapshot in force (what istiod does with an invalid
-    object: it is rejected, the mesh keeps running).
+    object: it is rejected, the mesh keeps running). The applied objects (if any) lie on top
+    of the sources; after each change of them, whether it was served is written down.
     """
 
     def __init__(
@@ -64,43 +69,63 @@ class SourceWatcher:
         build: Callable[[MeshObjects], Snapshot],
         publish: Callable[[Snapshot], None],
         interval: float = 0.1,
+        applied: AppliedObjects | None = None,
     ) -> None:
         self._sources = list(sources)
         self._build = build
         self._publish = publish
         self._interval = interval
+        self._applied = applied
         self._seen = {source: fingerprint([source]) for source in self._sources}
+        # Nothing seen applied yet: objects applied before the watcher began are pushed once more.
+        self._seen_applied: list[list[object]] = []
         self._rendered: dict[Path, MeshObjects] = {}
 
     def prime(self, rendered: dict[Path, MeshObjects]) -> None:
         self._rendered.update(rendered)
+
+    def objects(self) -> MeshObjects:
+        """The rendered sources with the applied objects on top."""
+        objects = MeshObjects(r for source in self._sources for r in self._rendered[source])
+        return overlay(objects, self._applied.load()) if self._applied else objects
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self._interval)
             changed = [s for s in self._sources if fingerprint([s]) != self._seen[s]]
-            if not changed:
+            applied_now = self._applied.fingerprint() if self._applied else []
+            applied_changed = applied_now != self._seen_applied
+            if not changed and not applied_changed:
                 continue
             started = time.monotonic()
             # Settled for one short beat, so a file caught half-written is not applied.
             current = {source: fingerprint([source]) for source in changed}
             await asyncio.sleep(0.03)
-            if any(fingerprint([source]) != current[source] for source in changed):
+            if any(fingerprint([source]) != current[source] for source in changed) or (
+                self._applied and self._applied.fingerprint() != applied_now
+            ):
                 continue
             self._seen.update(current)
+            self._seen_applied = applied_now
             try:
                 for source in changed:
                     self._rendered[source] = await loop.run_in_executor(None, render, [source])
-                objects = MeshObjects(r for source in self._sources for r in self._rendered[source])
-                snapshot = self._build(objects)
-            except (RenderError, TranslationError, ValueError, KeyError) as error:
+                snapshot = self._build(self.objects())
+            except (RenderError, TranslationError, ApplyError, ValueError, KeyError) as error:
                 log.error("sources changed but were not applied (last good config stays): %s", error)
+                if applied_changed and self._applied:
+                    self._applied.write_status(applied_now, str(error))
                 continue
             self._publish(snapshot)
+            if applied_changed and self._applied:
+                self._applied.write_status(applied_now, None)
+            what = [str(s) for s in changed] + (
+                [str(self._applied.directory)] if applied_changed and self._applied else []
+            )
             log.info(
                 "pushed new config (%s changed, %.0f ms after detection): %s",
-                ", ".join(str(s) for s in changed),
+                ", ".join(what),
                 (time.monotonic() - started) * 1000,
                 {k: len(v) for k, v in describe(snapshot).items()},
             )
@@ -118,8 +143,16 @@ async def serve(arguments: argparse.Namespace) -> None:
     placement = Placement.load(state.placement_file)
     sources = [Path(source) for source in arguments.source]
     rendered = {source: render([source]) for source in sources}
-    objects = running(MeshObjects(r for source in sources for r in rendered[source]))
-    snapshot = translate(objects, placement)
+    rendered_objects = MeshObjects(r for source in sources for r in rendered[source])
+    objects = running(rendered_objects)
+    applied = AppliedObjects(state.applied_directory)
+    try:  # what was applied before a restart is served again, if it still translates
+        snapshot = translate(running(overlay(rendered_objects, applied.load())), placement)
+        applied.write_status(applied.fingerprint(), None)
+    except (TranslationError, ApplyError, ValueError, KeyError) as error:
+        log.error("the applied objects were not served (the sources' are): %s", error)
+        applied.write_status(applied.fingerprint(), str(error))
+        snapshot = translate(objects, placement)
 
     # Who each pod is, and which certificate each pod holds: the peer directory the proxies'
     # Istio metrics read (shopmesh.localmesh.peers), written before any certificate exists.
@@ -136,6 +169,7 @@ async def serve(arguments: argparse.Namespace) -> None:
         PodIdentity(pod.namespace, pod.name, pod.spiffe_id, pod.node_id) for pod in placement.pods()
     )
     issuer.start_rotation()
+    rotations = asyncio.create_task(serve_rotation_requests(state.rotation_request_file, issuer.rotate_all))
 
     discovery = AggregatedDiscoveryService(snapshot)
     server = grpc.aio.server()
@@ -149,7 +183,7 @@ async def serve(arguments: argparse.Namespace) -> None:
     log.info("serving xDS on %s:%d: %s", host, port, describe(snapshot))
 
     source_watcher = SourceWatcher(
-        sources, lambda objs: translate(running(objs), placement), discovery.publish
+        sources, lambda objs: translate(running(objs), placement), discovery.publish, applied=applied
     )
     source_watcher.prime(rendered)
     watcher = asyncio.create_task(source_watcher.run())
@@ -159,6 +193,7 @@ async def serve(arguments: argparse.Namespace) -> None:
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
     watcher.cancel()
+    rotations.cancel()
     issuer.stop()
     await server.stop(grace=0.5)
 

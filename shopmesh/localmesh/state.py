@@ -46,6 +46,16 @@ class MeshState:
         return self.root / "peer-metadata.json"
 
     @property
+    def applied_directory(self) -> Path:
+        """Objects applied on top of the sources (shopmesh.localmesh.applied)."""
+        return self.root / "applied"
+
+    @property
+    def rotation_request_file(self) -> Path:
+        """Touched to have the CA renew every certificate now (shopmesh.localmesh.rotation)."""
+        return self.ca_directory / "rotate"
+
+    @property
     def prometheus_directory(self) -> Path:
         return self.root / "prometheus"
 

@@ -47,6 +47,18 @@ class LoadSettings:
     declined_share: float = 0.05
     max_in_flight: int = 64
     seed: int = 0
+    record_calls: bool = False
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One call as the customer saw it: when it began (wall clock, epoch seconds, to set it
+    beside other clocks: a chaos journal, `mesh ps`), its method, status and duration."""
+
+    began: float
+    method: str
+    code: str  # "OK" or the gRPC status name
+    seconds: float
 
 
 @dataclass
@@ -55,6 +67,8 @@ class OrderLoad:
     calls: dict[str, Calls] = field(default_factory=lambda: {method: Calls() for method in METHODS})
     outcomes: Counter[str] = field(default_factory=Counter)  # CreateOrder's order statuses
     errors: list[dict[str, Any]] = field(default_factory=list)  # the first KEPT_ERRORS
+    #: Every call, when `settings.record_calls` (what happened when, for scripts/chaos).
+    timeline: list[CallRecord] = field(default_factory=list)
     sent: int = 0
     not_sent: int = 0
     started_at: float = 0.0
@@ -124,11 +138,15 @@ class OrderLoad:
             await self._call("CancelOrder", orders.CancelOrder(cancel, timeout=CALL_TIMEOUT_SECONDS))
 
     async def _call(self, method: str, pending: Awaitable[T]) -> T | None:
-        began = time.perf_counter()
+        began, began_at = time.perf_counter(), time.time()
         try:
             reply = await pending
         except grpc.aio.AioRpcError as error:
             self.calls[method].errors[error.code().name] += 1
+            if self.settings.record_calls:
+                self.timeline.append(
+                    CallRecord(began_at, method, error.code().name, time.perf_counter() - began)
+                )
             if len(self.errors) < KEPT_ERRORS:
                 self.errors.append(
                     {
@@ -140,6 +158,8 @@ class OrderLoad:
                 )
             return None
         self.calls[method].seconds.append(time.perf_counter() - began)
+        if self.settings.record_calls:
+            self.timeline.append(CallRecord(began_at, method, "OK", self.calls[method].seconds[-1]))
         return reply
 
     def summary(self) -> dict[str, Any]:

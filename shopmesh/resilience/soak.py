@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shlex
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from shopmesh.check.stocked import demo_catalog
 from shopmesh.launch.service import ROOT
 from shopmesh.resilience.load import LoadSettings, OrderLoad, wait_answering
 from shopmesh.resilience.mesh import RunningMesh, local_mesh
+from shopmesh.resilience.reports import write_report
 from shopmesh.resilience.sampling import RULE, Sampler, growth
 
 #: How long the books may take to come to rest after the load stops.
@@ -142,12 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             startup = time.monotonic() - started
             report = soak(running, args.duration, args.rate, args.interval)
     report.update(command=command, machine=machine(), mesh_startup_seconds=round(startup, 1))
-    args.report.parent.mkdir(parents=True, exist_ok=True)
-    text = render(report)
-    args.report.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    args.report.with_suffix(".txt").write_text(text + "\n")
-    print(text)
-    print(f"report: {args.report.with_suffix('.json')} and .txt")
+    write_report(args.report, report, render(report))
     return 0 if report["passed"] else 1
 
 

@@ -14,7 +14,6 @@ every target stayed SERVING and no process died, 1 otherwise.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from shopmesh.resilience.fuzz.cases import FAMILIES, SIZES
 from shopmesh.resilience.fuzz.causes import CAUSES
 from shopmesh.resilience.fuzz.runner import FORBIDDEN, Target, fuzz, totals
 from shopmesh.resilience.mesh import local_mesh
+from shopmesh.resilience.reports import write_report
 
 SERVICES = ("order", "inventory", "payment")
 
@@ -125,12 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     command = "scripts/fuzz " + shlex.join(argv if argv is not None else sys.argv[1:])
     report = run(args, command)
-    args.report.parent.mkdir(parents=True, exist_ok=True)
-    text = render(report)
-    args.report.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    args.report.with_suffix(".txt").write_text(text + "\n")
-    print(text)
-    print(f"report: {args.report.with_suffix('.json')} and .txt")
+    write_report(args.report, report, render(report))
     return 0 if report["passed"] else 1
 
 

@@ -70,6 +70,7 @@ CAUSES = (
                 for text in (
                     "Error parsing 'grpc-timeout' metadata",
                     "Error parsing 'grpc-encoding' metadata",
+                    "Error parsing ':scheme' metadata",
                     "Compression bit set but no encoding configured",
                     "Invalid metadata",
                 )
