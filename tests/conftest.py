@@ -30,6 +30,7 @@ PROCESS_FIXTURES = frozenset(
         "backend",  # one of the two stacks, chosen per parameter (tests/services/conftest.py)
         "proxied_order",
         "mesh",  # the local mesh (tests/localmesh), a stack (tests/runtime/test_services_runtime.py)
+        "postgres_mesh",  # the local mesh on PostgreSQL (tests/localmesh/test_postgres_mode.py)
         "echo_pod",  # a control plane and a sidecar (tests/localmesh/test_sidecar.py)
         "default_docs",  # kubectl kustomize (tests/manifests/conftest.py)
         "corpus_renders",  # kubectl kustomize (tests/manifests/test_manifest_lint.py)

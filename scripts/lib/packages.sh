@@ -2,7 +2,7 @@
 # run. Each need has a check (is it there?), and ensure_debian_package installs the package
 # only when its check fails.
 
-has_postgresql_server() {  # the tests start a real PostgreSQL
+has_postgresql_server() {  # the tests and `scripts/up --postgres` start a real PostgreSQL
   compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null
 }
 

@@ -49,7 +49,7 @@ def books_agree(
 def _books(
     order_url: str, inventory_url: str, payment_url: str, databases: str, stocked: str, wait_seconds: float
 ) -> CheckReport:
-    files = DatabaseUrls.sqlite_files(Path(databases)) if databases else None
+    files = DatabaseUrls.of_run(Path(databases)) if databases else None
     urls = DatabaseUrls(
         order=order_url or (files.order if files else ""),
         inventory=inventory_url or (files.inventory if files else ""),

@@ -61,6 +61,29 @@ class DatabaseUrls:
         `scripts/up --plain` (shopmesh.localmesh.pods, shopmesh.launch.stack)."""
         return cls(*(f"sqlite+aiosqlite:///{directory / f'{service}.db'}" for service in SERVICES))
 
+    @classmethod
+    def of_run(cls, directory: Path) -> DatabaseUrls:
+        """The databases of the local run on `directory` (var/mesh/db for `scripts/up`, var for
+        `scripts/up --plain`): those its record names (SQLite or PostgreSQL:
+        shopmesh.launch.localdatabases), else the SQLite files there."""
+        from shopmesh.launch.localdatabases import POSTGRESQL, DatabasesRecord
+
+        try:
+            record = DatabasesRecord.read(directory)
+        except ValueError as error:
+            raise Unreadable(str(error)) from None
+        if record is None:
+            return cls.sqlite_files(directory)
+        if record.engine == POSTGRESQL and not record.running:
+            raise Unreadable(
+                f"the databases in {directory} are on a local PostgreSQL that runs only with its run, "
+                "which has stopped: start it again (scripts/up --postgres; the data is kept)"
+            )
+        missing = [service for service in SERVICES if service not in record.urls]
+        if missing:
+            raise Unreadable(f"the run on {directory} has no database for {', '.join(missing)}")
+        return cls(*(record.urls[service] for service in SERVICES))
+
     def of(self, service: str) -> str:
         url: str = getattr(self, service)
         return url

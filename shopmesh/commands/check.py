@@ -1,7 +1,7 @@
 """`shopmesh check`: do the three services' books agree? (shopmesh/check)
 
-Reads order's, inventory's and payment's databases (by default the SQLite files `scripts/up`
-runs on), waits up to --wait seconds for orders in flight, prints what it found and exits 0
+Reads order's, inventory's and payment's databases (by default those of the last `scripts/up`,
+SQLite or PostgreSQL), waits up to --wait seconds for orders in flight, prints what it found and exits 0
 (consistent), 1 (inconsistent), 2 (a database or baseline could not be read) or 3 (orders still
 in flight). `--json` prints the whole report as JSON.
 """
@@ -30,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--databases",
         type=Path,
         metavar="DIR",
-        help="SQLite files DIR/<service>.db (default: the local mesh's var/mesh/db; "
+        help="the databases of the local run on DIR: those its databases.json names (SQLite or "
+        "PostgreSQL), else SQLite files DIR/<service>.db (default: the local mesh's var/mesh/db; "
         "var for scripts/up --plain)",
     )
     for service in ("order", "inventory", "payment"):
@@ -65,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.wait < 0:
         return _fail(f"--wait must be 0 or more seconds, not {args.wait:g}")
-    urls = _urls(args)
     try:
+        urls = _urls(args)
         if args.record_stock is not None:
             totals = asyncio.run(read_stock_totals(urls.inventory))
             write_baseline(args.record_stock, totals)
@@ -83,16 +84,19 @@ def _urls(args: argparse.Namespace) -> DatabaseUrls:
     from shopmesh.check.reading import DatabaseUrls
 
     if args.databases is not None:
-        files = DatabaseUrls.sqlite_files(args.databases.resolve())
+        directory = args.databases.resolve()
     else:
         from shopmesh.launch.service import ROOT
         from shopmesh.localmesh.settings import MeshSettings
 
-        files = DatabaseUrls.sqlite_files(MeshSettings.for_project(ROOT).state / "db")
+        directory = MeshSettings.for_project(ROOT).state / "db"
+    given = (args.order_url, args.inventory_url, args.payment_url)
+    # URLs given for all three: no run's databases are looked up (nor their record read).
+    found = DatabaseUrls(*given) if all(given) else DatabaseUrls.of_run(directory)
     return DatabaseUrls(
-        order=args.order_url or files.order,
-        inventory=args.inventory_url or files.inventory,
-        payment=args.payment_url or files.payment,
+        order=args.order_url or found.order,
+        inventory=args.inventory_url or found.inventory,
+        payment=args.payment_url or found.payment,
     )
 
 

@@ -3,6 +3,8 @@
 shopmesh mesh up     control plane, every pod (service + sidecar), ingress, Prometheus; Ctrl-C
                      stops all
 shopmesh mesh xds    the xDS resources the control plane would serve now, as JSON
+shopmesh mesh stop-db SERVICE / start-db SERVICE
+                     a --postgres run's database outage, and its end (shopmesh/commands/meshdb.py)
 shopmesh mesh apply / delete / rotate-certificates   change a running mesh (mesh_changes)
 """
 
@@ -15,7 +17,7 @@ import sys
 import threading
 from pathlib import Path
 
-from shopmesh.commands import mesh_changes
+from shopmesh.commands import mesh_changes, meshdb
 
 # shopmesh.localmesh is imported in the handlers only: it needs the `mesh` extra (xds-protos),
 # which the service image leaves out, and every `shopmesh` command builds this parser.
@@ -36,6 +38,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     up.add_argument("--prometheus", default="127.0.0.1:9090", help="the local Prometheus' address")
     up.add_argument("--no-prometheus", action="store_true", help="run the mesh without Prometheus")
+    up.add_argument(
+        "--postgres",
+        action="store_true",
+        help="the services on one local PostgreSQL, a database per service (default: SQLite files)",
+    )
     up.set_defaults(handler=run_up)
 
     xds = commands.add_parser("xds", help="print the xDS resources translated from the manifests")
@@ -43,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     xds.add_argument("--dump", action="store_true", help="whole resources, not just their names")
     xds.add_argument("--name", help="only the resource with this name")
     xds.set_defaults(handler=run_xds)
+    meshdb.register(commands)
 
     mesh_changes.register(commands)
 
@@ -53,6 +61,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def run_up(args: argparse.Namespace) -> int:
+    from shopmesh.launch.localdatabases import PostgresMode
+    from shopmesh.launch.postgres import PostgresMissing
     from shopmesh.localmesh.report import describe
     from shopmesh.localmesh.settings import MeshSettings
     from shopmesh.localmesh.supervisor import LocalMesh
@@ -64,6 +74,7 @@ def run_up(args: argparse.Namespace) -> int:
     settings.ingress = args.ingress
     settings.ingress_stats = args.ingress_stats
     settings.prometheus = None if args.no_prometheus else args.prometheus
+    settings.postgresql = PostgresMode() if args.postgres else None
     if args.state is not None:
         settings.state = args.state.resolve()
     stopping = threading.Event()
@@ -76,6 +87,7 @@ def run_up(args: argparse.Namespace) -> int:
             mesh.start()
         except (RuntimeError, OSError, ValueError) as error:  # a port taken, a manifest refused…
             hint = " (--prometheus ADDRESS, or --no-prometheus)" if isinstance(error, PrometheusError) else ""
+            hint = " (or run without --postgres)" if isinstance(error, PostgresMissing) else hint
             print(f"the local mesh did not start: {error}{hint}", file=sys.stderr, flush=True)
             return 1
         print(describe(mesh), flush=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import pwd
 import signal
 import subprocess
 import sys
@@ -27,11 +28,25 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def _primary_group(user: str) -> int:
+    return pwd.getpwnam(user).pw_gid
+
+
 class ManagedProcess:
     def __init__(
-        self, name: str, argv: Sequence[str], env: Mapping[str, str], log_file: Path, cwd: Path
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        log_file: Path,
+        cwd: Path,
+        *,
+        user: str | None = None,
     ) -> None:
+        """`user`: the OS user it runs as, with that user's group and no other (a server that
+        refuses root); by default this process's."""
         self.name = name
+        self.user = user
         self.argv = list(argv)
         self.env = dict(env)
         self.log_file = log_file
@@ -52,6 +67,9 @@ class ManagedProcess:
                 # Its own session and process group: Ctrl-C reaches the supervisor only, which
                 # stops its children in order.
                 start_new_session=True,
+                user=self.user,
+                group=_primary_group(self.user) if self.user else None,
+                extra_groups=[] if self.user else None,
             )
         return self
 

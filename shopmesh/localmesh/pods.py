@@ -3,8 +3,8 @@
 The service runs unchanged, as in its container, and is started like every service of the
 project (shopmesh.launch.service) from its declaration. What the pod changes: the service
 listens on a loopback port of its own behind the sidecar, serves metrics on the pod's address,
-keeps an embedded database per workload, and reaches each service it calls by an `xds:///`
-target, through gRPC's own xDS client (proxyless mesh).
+uses its service's database (shopmesh.launch.localdatabases), and reaches each service it calls
+by an `xds:///` target, through gRPC's own xDS client (proxyless mesh).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.runtime.registry import declaration
-from shopmesh.launch.service import ServiceProcess, sqlite_url
+from shopmesh.launch.service import ServiceProcess
 from shopmesh.localmesh.istiostats import ENVOY_PROMETHEUS_PORT
 from shopmesh.localmesh.placement import Instance
 from shopmesh.localmesh.translate import TranslationError
@@ -80,16 +80,17 @@ def dependency_targets(objects: MeshObjects, instance: Instance) -> dict[str, st
 
 
 def app_process(
-    pod: Pod, objects: MeshObjects, databases: Path, log_file: Path, environment: Mapping[str, str]
+    pod: Pod, objects: MeshObjects, database_url: str, log_file: Path, environment: Mapping[str, str]
 ) -> ServiceProcess:
-    """The pod's service, not started: its workload's SQLite file in `databases`, its log in
-    `log_file`, inheriting `environment` (which names the pod's xDS bootstrap)."""
+    """The pod's service, not started: on its service's database `database_url` (shared by the
+    service's pods, as in the cluster), its log in `log_file`, inheriting `environment` (which
+    names the pod's xDS bootstrap)."""
     app = pod.instance.app
     return ServiceProcess(
         app,
         address=pod.app_address,
         metrics_address=pod.metrics_address,
-        database_url=sqlite_url(databases / f"{app}.db"),
+        database_url=database_url,
         targets=dependency_targets(objects, pod.instance),
         log_file=log_file,
         base=environment,

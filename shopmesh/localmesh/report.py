@@ -33,6 +33,7 @@ def describe(mesh: LocalMesh) -> str:
             f"every {mesh.prometheus.settings.scrape_interval:g} s, SLO rules loaded, data in "
             f"{mesh.prometheus.data_directory}"
         )
+    lines.append(f"databases                {mesh.databases.describe()}")
     lines.append(f"logs                     {settings.state / 'logs'}")
     lines.append("")
     lines.append("try:")

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shopmesh.launch.localdatabases import PostgresMode
 from shopmesh.launch.readiness import free_port
 from shopmesh.localmesh.placement import free_subnet
 from shopmesh.telemetry.targets import DEFAULT_SCRAPE_INTERVAL
@@ -36,6 +37,9 @@ class MeshSettings:
     #: Identities the control plane issues certificates for besides the workloads' (test clients).
     extra_identities: Sequence[str] = ()
     certificate_lifetime: float = 3600.0
+    #: The services' databases: None, an SQLite file per service in state/db; else one local
+    #: PostgreSQL with a database per service (`scripts/up --postgres`).
+    postgresql: PostgresMode | None = None
 
     @classmethod
     def for_project(cls, root: Path, overlay: str = "canary") -> MeshSettings:

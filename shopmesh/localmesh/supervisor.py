@@ -19,8 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from services.runtime.registry import declarations
 from shopmesh.canary.objects import running
 from shopmesh.launch.listeners import accepts_connections
+from shopmesh.launch.localdatabases import LocalDatabases
 from shopmesh.launch.processes import ManagedProcess
 from shopmesh.launch.readiness import free_port, wait_listening, wait_serving
 from shopmesh.launch.service import ServiceProcess
@@ -63,6 +65,9 @@ class LocalMesh:
         self.roles: dict[str, Role] = {}
         self.gateway_target = ""
         self.prometheus: LocalPrometheus | None = None
+        self.databases = LocalDatabases(
+            settings.state / "db", settings.postgresql, log_file=self.state.log_file("postgresql")
+        )
         #: each Canary's routes file, by `<namespace>/<name>` (shopmesh.localmesh.flagger)
         self.flagger_routes: dict[str, Path] = {}
 
@@ -95,14 +100,16 @@ class LocalMesh:
         # Prometheus missing or its address taken: said now, before anything has started.
         binaries = prometheus_binaries(settings.prometheus) if settings.prometheus else None
 
+        # A database per declared service, as the cluster's Secret has (shopmesh/manifests/dbsecret.py).
+        self.databases.open(list(declarations()))
         self._start_control_plane().wait_for_line("READY", timeout)
         self.pods = [Pod(instance, f"127.0.0.1:{free_port()}") for instance in self.placement.instances]
         for pod in self.pods:
             self.write_bootstrap(pod.instance)
         self.write_bootstrap(self.placement.ingress)
 
-        # The first pod of each workload migrates its embedded database; the others wait, so
-        # two processes never run the same migration at once.
+        # The first pod of each service migrates its database; the others wait, so two
+        # processes never run the same migration at once.
         first = {pod.instance.app: pod for pod in reversed(self.pods)}
         for process in [self.start_app(pod) for pod in first.values()]:
             process.wait_serving(timeout)
@@ -164,9 +171,9 @@ class LocalMesh:
         process = app_process(
             pod,
             self.objects,
-            self.settings.state / "db",
+            self.databases.urls[pod.instance.app],
             self.state.log_file(pod.app_process_name),
-            self._environment(self.state.bootstrap_file(pod.name)),
+            self._environment(self.state.bootstrap_file(pod.name)) | dict(self.databases.service_settings),
         )
         return self._track(process, Role.APP).start()
 
@@ -255,3 +262,4 @@ class LocalMesh:
             self.prometheus = None
         self.processes.clear()
         self.roles.clear()
+        self.databases.close()  # after every process that used them

@@ -97,7 +97,7 @@ class RunningMesh:
     postgres: bool
 
     def databases(self) -> DatabaseUrls:
-        return DatabaseUrls.sqlite_files(self.state / "db")
+        return DatabaseUrls.of_run(self.state / "db")
 
 
 @contextmanager

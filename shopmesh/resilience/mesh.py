@@ -49,7 +49,7 @@ class RunningMesh:
         return sorted(name for name, process in self.mesh.processes.items() if not process.running())
 
     def databases(self) -> DatabaseUrls:
-        return DatabaseUrls.sqlite_files(self.mesh.settings.state / "db")
+        return DatabaseUrls.of_run(self.mesh.databases.directory)
 
 
 @contextmanager
