@@ -37,10 +37,13 @@ class ManagedProcess:
         self.log_file = log_file
         self.cwd = cwd
         self.process: subprocess.Popen[bytes] | None = None
+        #: Where this run's output starts in the log, which a restarted process appends to.
+        self.log_offset = 0
 
     def start(self) -> Self:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as output:
+            self.log_offset = output.tell()
             self.process = subprocess.Popen(
                 self.argv,
                 cwd=self.cwd,
@@ -68,11 +71,21 @@ class ManagedProcess:
         except FileNotFoundError:
             return ""
 
+    def run_output(self) -> str:
+        """What this run (since the last start) has written."""
+        try:
+            with self.log_file.open("rb") as log:
+                log.seek(self.log_offset)
+                return log.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
     def wait_for_line(self, prefix: str, timeout: float) -> str:
-        """The first log line starting with `prefix`; fails with the log if the process dies."""
+        """The first line of this run's log starting with `prefix`; fails with the log if the
+        process dies."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for line in self.logs(tail=200_000).splitlines():
+            for line in self.run_output().splitlines():
                 if line.startswith(prefix):
                     return line
             if not self.running():

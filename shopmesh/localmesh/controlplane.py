@@ -5,7 +5,8 @@ Run by the supervisor as `python -m shopmesh.localmesh.controlplane --state DIR 
 the placement the supervisor wrote (`DIR/placement.json`), issues every pod a certificate of
 its own and every other identity a shared one (and keeps rotating them), keeps the peer
 directory (`DIR/peer-metadata.json`: which pod is who, and holds which certificate), and prints
-one line, `READY <address>`, once it serves.
+one line, `READY <address>`, once it serves. It lists in EDS only the pods the local kubelet
+reports Ready (`DIR/pod-status.json`, shopmesh.localmesh.kubelet) and pushes each change.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import json
 import logging
 import signal
 import time
@@ -70,9 +72,11 @@ class SourceWatcher:
         self._interval = interval
         self._seen = {source: fingerprint([source]) for source in self._sources}
         self._rendered: dict[Path, MeshObjects] = {}
+        self.objects = MeshObjects([])  # those of the snapshot in force
 
     def prime(self, rendered: dict[Path, MeshObjects]) -> None:
         self._rendered.update(rendered)
+        self.objects = MeshObjects(r for source in self._sources for r in self._rendered[source])
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -96,6 +100,7 @@ class SourceWatcher:
             except (RenderError, TranslationError, ValueError, KeyError) as error:
                 log.error("sources changed but were not applied (last good config stays): %s", error)
                 continue
+            self.objects = objects
             self._publish(snapshot)
             log.info(
                 "pushed new config (%s changed, %.0f ms after detection): %s",
@@ -103,6 +108,46 @@ class SourceWatcher:
                 (time.monotonic() - started) * 1000,
                 {k: len(v) for k, v in describe(snapshot).items()},
             )
+
+
+class PodReadiness:
+    """Which pods the local kubelet reports Ready (its pod-status file), re-read when it changes:
+    the endpoints controller's view of the pods. No file: every placed pod counts as Ready."""
+
+    def __init__(self, status_file: Path, changed: Callable[[], None], interval: float = 0.1) -> None:
+        self._file = status_file
+        self._changed = changed
+        self._interval = interval
+        self._seen: tuple[int, int] | None = None
+        self.ready: frozenset[str] | None = None
+        self.refresh()
+
+    def refresh(self) -> bool:
+        """Read the file if it changed; whether the set of Ready pods did."""
+        try:
+            stat = self._file.stat()
+            seen = (stat.st_mtime_ns, stat.st_size)
+            if seen == self._seen:
+                return False
+            reported = json.loads(self._file.read_text())["ready"]
+        except FileNotFoundError:
+            return False
+        except (ValueError, KeyError, TypeError) as error:
+            log.error("pod status %s unreadable (endpoints unchanged): %s", self._file, error)
+            return False
+        self._seen = seen
+        ready = frozenset(name for name, is_ready in reported.items() if is_ready)
+        if ready == self.ready:
+            return False
+        self.ready = ready
+        return True
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            if self.refresh():
+                log.info("endpoints: Ready pods now %s", ", ".join(sorted(self.ready or ())) or "none")
+                self._changed()
 
 
 def identities_of(objects: MeshObjects, placement: Placement) -> list[str]:
@@ -118,7 +163,6 @@ async def serve(arguments: argparse.Namespace) -> None:
     sources = [Path(source) for source in arguments.source]
     rendered = {source: render([source]) for source in sources}
     objects = MeshObjects(r for source in sources for r in rendered[source])
-    snapshot = translate(objects, placement)
 
     # Who each pod is, and which certificate each pod holds: the peer directory the proxies'
     # Istio metrics read (shopmesh.localmesh.peers), written before any certificate exists.
@@ -136,7 +180,19 @@ async def serve(arguments: argparse.Namespace) -> None:
     )
     issuer.start_rotation()
 
-    discovery = AggregatedDiscoveryService(snapshot)
+    readiness = PodReadiness(state.pod_status_file, changed=lambda: republish())
+    discovery = AggregatedDiscoveryService(translate(objects, placement, readiness.ready))
+    source_watcher = SourceWatcher(
+        sources, lambda objs: translate(objs, placement, readiness.ready), discovery.publish
+    )
+    source_watcher.prime(rendered)
+
+    def republish() -> None:
+        try:
+            discovery.publish(translate(source_watcher.objects, placement, readiness.ready))
+        except TranslationError as error:  # the objects translated before; say so if not now
+            log.error("endpoints changed but were not applied: %s", error)
+
     server = grpc.aio.server()
     ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(discovery, server)
     port = server.add_insecure_port(arguments.listen)
@@ -145,17 +201,16 @@ async def serve(arguments: argparse.Namespace) -> None:
     await server.start()
     host = arguments.listen.rsplit(":", 1)[0]
     print(f"READY {host}:{port}", flush=True)
-    log.info("serving xDS on %s:%d: %s", host, port, describe(snapshot))
+    log.info("serving xDS on %s:%d: %s", host, port, describe(discovery.snapshot))
 
-    source_watcher = SourceWatcher(sources, lambda objs: translate(objs, placement), discovery.publish)
-    source_watcher.prime(rendered)
-    watcher = asyncio.create_task(source_watcher.run())
+    watchers = [asyncio.create_task(source_watcher.run()), asyncio.create_task(readiness.run())]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
-    watcher.cancel()
+    for watcher in watchers:
+        watcher.cancel()
     issuer.stop()
     await server.stop(grace=0.5)
 

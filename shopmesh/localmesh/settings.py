@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shopmesh.localmesh.backoff import BackOffPolicy
+
 #: Replicas run locally, by Deployment; others run their `replicas` (default 1, HPAs aside).
 #: payment runs two so that outlier detection has a replica to eject and one to keep.
 LOCAL_REPLICAS = {"payment": 2}
@@ -28,6 +30,8 @@ class MeshSettings:
     #: Identities the control plane issues certificates for besides the workloads' (test clients).
     extra_identities: Sequence[str] = ()
     certificate_lifetime: float = 3600.0
+    #: CrashLoopBackOff's delays; Kubernetes' (10 s doubling to 300 s) unless a test shortens them.
+    crash_loop_backoff: BackOffPolicy = field(default_factory=BackOffPolicy)
 
     @classmethod
     def for_project(cls, root: Path, overlay: str = "canary") -> MeshSettings:
