@@ -1,13 +1,23 @@
 """Child processes that cannot outlive whoever started them: logs to a file, SIGTERM then SIGKILL
 on stop, and the kernel's parent-death signal so that even a killed supervisor leaves nothing
 behind. Every process the project starts (a stack's services, the local mesh's control plane,
-sidecars and ingress) is one of these."""
+sidecars and ingress) is one of these.
+
+The parent-death signal is set by util-linux's `setpriv --pdeathsig`, which then execs the
+command, so that Python need not run code between fork and exec: without a `preexec_fn`,
+subprocess uses vfork, which runs no fork handlers. gRPC's handlers (grpc-core fork_posix.cc)
+would otherwise restart its event engine in the child, whose epoll descriptor `close_fds` then
+closes: the child aborts before exec ("epoll_wait error: Bad file descriptor") when the parent
+uses gRPC while it spawns, as the local kubelet's probes do. The signal follows the *thread*
+that spawned the child (prctl(2)): spawn from a thread that lives as long as the children.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +32,10 @@ _PR_SET_PDEATHSIG = 1
 _PRCTL: Any = ctypes.CDLL(None).prctl if sys.platform.startswith("linux") else None
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+_SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec (no setpriv only)
     if _PRCTL is not None:
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -45,13 +58,13 @@ class ManagedProcess:
         with self.log_file.open("ab") as output:
             self.log_offset = output.tell()
             self.process = subprocess.Popen(
-                self.argv,
+                [_SETPRIV, "--pdeathsig", "TERM", "--", *self.argv] if _SETPRIV else self.argv,
                 cwd=self.cwd,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
+                preexec_fn=None if _SETPRIV else _die_with_parent,
                 # Its own session and process group: Ctrl-C reaches the supervisor only, which
                 # stops its children in order.
                 start_new_session=True,

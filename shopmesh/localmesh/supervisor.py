@@ -21,6 +21,7 @@ import os
 import sys
 import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -74,6 +75,7 @@ class LocalMesh:
         #: Stopped on purpose (`shopmesh mesh stop-control-plane`): not a failure of the mesh.
         self.control_plane_stopped = False
         self._control_plane_lock = threading.Lock()
+        self._spawner: ThreadPoolExecutor | None = None
 
     # -- start -------------------------------------------------------------------------------
     def start(self, timeout: float = 60.0) -> None:
@@ -180,7 +182,7 @@ class LocalMesh:
             self.state.log_file(pod.app_process_name),
             self._environment(self.state.bootstrap_file(pod.name)),
         )
-        return self._track(process, Role.APP).start()
+        return self._launch(process, Role.APP)
 
     def start_pod(self, pod: Pod) -> PodProcesses:
         """Starts the pod's app and sidecars (again, for the kubelet's restarts); not waited for."""
@@ -315,7 +317,17 @@ class LocalMesh:
             self.state.log_file(name),
             self.settings.root,
         )
-        return self._track(process, role).start()
+        return self._launch(process, role)
+
+    def _launch(self, process: P, role: Role) -> P:
+        """Track and start it, on the spawner thread: a child's parent-death signal follows the
+        thread that started it (shopmesh.launch.processes), and the kubelet's and the control
+        socket's threads come and go."""
+        if self._spawner is None:
+            self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mesh-spawner")
+        self._track(process, role)
+        self._spawner.submit(process.start).result()
+        return process
 
     def _track(self, process: P, role: Role) -> P:
         self.processes[process.name] = process
@@ -340,3 +352,6 @@ class LocalMesh:
             self.prometheus = None
         self.processes.clear()
         self.roles.clear()
+        if self._spawner is not None:
+            self._spawner.shutdown()
+            self._spawner = None
