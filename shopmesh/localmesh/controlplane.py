@@ -129,13 +129,13 @@ class PodReadiness:
             seen = (stat.st_mtime_ns, stat.st_size)
             if seen == self._seen:
                 return False
+            self._seen = seen  # a bad file is reported once, not at every poll
             reported = json.loads(self._file.read_text())["ready"]
         except FileNotFoundError:
             return False
         except (ValueError, KeyError, TypeError) as error:
             log.error("pod status %s unreadable (endpoints unchanged): %s", self._file, error)
             return False
-        self._seen = seen
         ready = frozenset(name for name, is_ready in reported.items() if is_ready)
         if ready == self.ready:
             return False

@@ -114,7 +114,8 @@ class PodWorker:
         self.processes: PodProcesses | None = None
         self.restarts = 0
         self.last_restart: float | None = None
-        self.termination: Termination | None = None
+        self.last_wait: float | None = None  # how long the last restart waited after the exit
+        self.termination: Termination | None = None  # the last one; exited if no processes
         self.ready = False
         self.ready_since: float | None = None
         self.suspended = False
@@ -140,9 +141,8 @@ class PodWorker:
             self._thread.join(timeout=10)
 
     def _running(self, processes: PodProcesses, now: float) -> None:
-        with self.lock:
+        with self.lock:  # the last termination stays: kubectl's "Last State"
             self.processes = processes
-            self.termination = None
             self._workers = {kind: ProbeWorker(spec, now) for kind, spec in self.probes.items()}
             self._sidecar = ProbeWorker(SIDECAR_READINESS, now)
             self._started = Kind.STARTUP not in self._workers
@@ -160,7 +160,7 @@ class PodWorker:
                     self._terminate(exited[0], now)
                 else:
                     self._probe(now)
-            elif self.termination is not None and not self.back_off.in_back_off(
+            elif self.termination is not None and not self.back_off.in_back_off(  # exited
                 self.termination.finished_at, now
             ):
                 self._restart(now)
@@ -190,7 +190,16 @@ class PodWorker:
         with self.lock:
             self.restarts += 1
             self.last_restart = now
+            self.last_wait = now - termination.finished_at
         self._running(processes, now)
+
+    def suspend(self) -> None:
+        """Stop looking after the pod, as when its node's kubelet is down: nothing probes or
+        restarts it, and its last reported readiness stands (until `resume`)."""
+        self.suspended = True
+
+    def resume(self) -> None:
+        self.suspended = False
 
     def kill(self) -> int:
         """SIGKILL the pod's app (`shopmesh mesh kill`); its pid. The worker sees it exit."""
