@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import sys
 import threading
@@ -126,6 +127,12 @@ def run_up(args: argparse.Namespace) -> int:
     settings.prometheus = None if args.no_prometheus else args.prometheus
     if args.state is not None:
         settings.state = args.state.resolve()
+    # The local kubelet's events (restarts, failed probes), as `kubectl get events` shows them.
+    kubelet_log = logging.getLogger("shopmesh.localmesh.kubelet")
+    kubelet_log.setLevel(logging.INFO)
+    events = logging.StreamHandler(sys.stdout)
+    events.setFormatter(logging.Formatter("%(asctime)s kubelet %(message)s"))
+    kubelet_log.addHandler(events)
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())

@@ -27,6 +27,7 @@ listening is how the kubelet can see that the pod got it (docs/local-mesh.md, "S
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -38,6 +39,8 @@ from shopmesh.launch.processes import ManagedProcess
 from shopmesh.localmesh.backoff import BackOffPolicy, CrashLoopBackOff
 from shopmesh.localmesh.pods import Pod
 from shopmesh.localmesh.probes import Kind, ProbeSpec, ProbeWorker, check
+
+log = logging.getLogger("shopmesh.localmesh.kubelet")
 
 TICK_SECONDS = 0.1
 #: How long a killed pod's app may take to stop after SIGTERM before SIGKILL. The manifests'
@@ -153,17 +156,23 @@ class PodWorker:
         while not self._stop.wait(TICK_SECONDS):
             if self.suspended:
                 continue
-            now = time.monotonic()
-            if self.processes is not None:
-                exited = [p for p in self.processes.all() if not p.running()]
-                if exited:
-                    self._terminate(exited[0], now)
-                else:
-                    self._probe(now)
-            elif self.termination is not None and not self.back_off.in_back_off(  # exited
-                self.termination.finished_at, now
-            ):
-                self._restart(now)
+            try:
+                self._sync(time.monotonic())
+            except Exception:  # the worker must outlive any one failure, and say what it was
+                log.exception("%s: pod sync failed", self.pod.name)
+
+    def _sync(self, now: float) -> None:
+        """One pass of the pod worker (the kubelet's syncPod)."""
+        if self.processes is not None:
+            exited = [p for p in self.processes.all() if not p.running()]
+            if exited:
+                self._terminate(exited[0], now)
+            else:
+                self._probe(now)
+        elif self.termination is not None and not self.back_off.in_back_off(  # exited
+            self.termination.finished_at, now
+        ):
+            self._restart(now)
 
     # -- exits and restarts ------------------------------------------------------------------
     def _terminate(self, exited: ManagedProcess, now: float, reason: str = "") -> None:
@@ -180,13 +189,21 @@ class PodWorker:
             self.termination = Termination(
                 "Completed" if exit_code == 0 and not reason else "Error", exit_code, message, now
             )
+        wait = self.back_off.restart_at(now) - now
+        log.info("%s: %s; restarting %s", self.pod.name, message, f"in {wait:g} s" if wait else "now")
         self._set_ready()
 
     def _restart(self, now: float) -> None:
         termination = self.termination
         assert termination is not None
         self.back_off.restarted(termination.finished_at, now)
-        processes = self._start(self.pod)
+        try:
+            processes = self._start(self.pod)
+        except OSError as error:  # could not even spawn: an exit like any other, backed off
+            with self.lock:
+                self.termination = Termination("Error", 128, f"start failed: {error}", now)
+            log.error("%s: start failed: %s", self.pod.name, error)
+            return
         with self.lock:
             self.restarts += 1
             self.last_restart = now
@@ -261,6 +278,13 @@ class PodWorker:
                 return
             self.ready = ready
             self.ready_since = time.time() if ready else None
+        log.info(
+            "%s: %s (%d/%d containers ready)",
+            self.pod.name,
+            "Ready" if ready else "not Ready",
+            ready_containers,
+            containers,
+        )
         self._changed()
 
     # -- status ------------------------------------------------------------------------------
