@@ -10,6 +10,7 @@ and the supervisor agree on it without talking to each other.
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -95,6 +96,31 @@ class Placement:
             instances=tuple(instance(item) for item in raw["instances"]),
             ingress=instance(raw["ingress"]),
         )
+
+
+#: Subnets handed out by this process: two meshes it starts never share one, even before they bind.
+_handed_out: set[int] = set()
+
+
+def free_subnet(low: int = 100, high: int = 250) -> int:
+    """A random 127.<subnet>/16 that no socket listens in (/proc/net/tcp) and this process has not
+    handed out: for meshes that run beside others (tests, benchmarks, experiments)."""
+    taken = set(_handed_out)
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:  # not Linux: the random choice alone
+        lines = []
+    for line in lines:
+        local, state = line.split()[1], line.split()[3]
+        address = bytes.fromhex(local.split(":")[0])[::-1]  # little-endian IPv4
+        if state == "0A" and address[0] == 127:  # LISTEN
+            taken.add(address[1])
+    free = [subnet for subnet in range(low, high + 1) if subnet not in taken]
+    if not free:
+        raise RuntimeError(f"every loopback subnet 127.{low}-{high}.0.0/16 has listeners")
+    subnet = random.choice(free)
+    _handed_out.add(subnet)
+    return subnet
 
 
 def place(objects: MeshObjects, *, subnet: int = 10, replicas: Mapping[str, int] | None = None) -> Placement:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shopmesh.launch.readiness import free_port
 from shopmesh.localmesh.backoff import BackOffPolicy
+from shopmesh.localmesh.placement import free_subnet
 
 #: Replicas run locally, by Deployment; others run their `replicas` (default 1, HPAs aside).
 #: payment runs two so that outlier detection has a replica to eject and one to keep.
@@ -40,3 +43,20 @@ class MeshSettings:
         if not all((source / "kustomization.yaml").exists() for source in sources):
             sources = [root / "k8s", root / "istio"]
         return cls(root=root, sources=sources, state=root / "var" / "mesh")
+
+    def on_free_addresses(self) -> MeshSettings:
+        """The same mesh on a loopback subnet and ports nobody uses, so it runs beside others
+        (a developer's `scripts/up`, tests, benchmarks, experiments); a Prometheus only if this
+        one has one."""
+
+        def free() -> str:
+            return f"127.0.0.1:{free_port()}"
+
+        return dataclasses.replace(
+            self,
+            subnet=free_subnet(),
+            control_plane=free(),
+            ingress=free(),
+            ingress_stats=free(),
+            prometheus=free() if self.prometheus else None,
+        )

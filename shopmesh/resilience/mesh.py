@@ -5,14 +5,12 @@ a state directory of its own, on a random 127.x subnet and free ports, so that i
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from shopmesh.check.reading import DatabaseUrls
-from shopmesh.launch.readiness import free_port
 from shopmesh.launch.service import ROOT
 from shopmesh.localmesh.settings import MeshSettings
 from shopmesh.localmesh.supervisor import LocalMesh, Role
@@ -57,11 +55,8 @@ class RunningMesh:
 @contextmanager
 def local_mesh(state: Path, root: Path = ROOT) -> Iterator[RunningMesh]:
     """The mesh, started (every process serving); stopped on leaving, whatever happened."""
-    settings = MeshSettings.for_project(root)
+    settings = MeshSettings.for_project(root).on_free_addresses()
     settings.state = state
-    settings.subnet = random.randint(100, 250)
-    settings.control_plane = f"127.0.0.1:{free_port()}"
-    settings.ingress = f"127.0.0.1:{free_port()}"
     mesh = LocalMesh(settings)
     mesh.start(timeout=START_TIMEOUT_SECONDS)
     try:

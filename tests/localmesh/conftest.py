@@ -4,14 +4,12 @@ the Prometheus that scrapes them."""
 
 from __future__ import annotations
 
-import random
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from shopmesh.launch.readiness import free_port
 from shopmesh.localmesh.ca import spiffe_id
 from shopmesh.localmesh.settings import MeshSettings
 from shopmesh.localmesh.supervisor import LocalMesh
@@ -28,14 +26,8 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
         root=ROOT,
         sources=[project / "k8s" / "overlays" / "canary", project / "istio" / "overlays" / "canary"],
         state=project / "state",
-        # pods on their own 127.<subnet>/16, ports of our own: another mesh may run alongside
-        subnet=random.randint(100, 250),
-        control_plane=f"127.0.0.1:{free_port()}",
-        ingress=f"127.0.0.1:{free_port()}",
-        ingress_stats=f"127.0.0.1:{free_port()}",
-        prometheus=f"127.0.0.1:{free_port()}",
         extra_identities=[spiffe_id("default", "default")],
-    )
+    ).on_free_addresses()  # another mesh may run alongside
     local_mesh = LocalMesh(settings)
     local_mesh.start(timeout=120)
     try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import random
 import sys
 import time
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ from shopmesh.launch.processes import ManagedProcess
 from shopmesh.launch.readiness import free_port
 from shopmesh.localmesh.bootstrap import write_bootstrap
 from shopmesh.localmesh.ca import IdentityFiles, spiffe_id
-from shopmesh.localmesh.placement import Instance, place
+from shopmesh.localmesh.placement import Instance, free_subnet, place
 from shopmesh.localmesh.proxybench.peers import bytes_service_file
 from shopmesh.localmesh.proxybench.rig import echo_manifests
 from shopmesh.localmesh.state import MeshState
@@ -103,7 +102,7 @@ def echo_pod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EchoPod]:
     manifests.write_text(MANIFESTS)
     state = MeshState(root / "state")
     (root / "state").mkdir()
-    placement = place(MeshObjects.from_yaml(MANIFESTS), subnet=random.randint(100, 250))
+    placement = place(MeshObjects.from_yaml(MANIFESTS), subnet=free_subnet())
     placement.save(state.placement_file)
     (pod,) = placement.instances
     control_plane = f"127.0.0.1:{free_port()}"

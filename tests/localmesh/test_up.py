@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -18,6 +17,7 @@ import pytest
 
 from shopmesh.launch.listeners import accepts_connections
 from shopmesh.launch.readiness import free_port
+from shopmesh.localmesh.placement import free_subnet
 
 pytestmark = pytest.mark.slow  # runs scripts/up
 
@@ -57,7 +57,7 @@ def _addresses() -> dict[str, str]:
 
 def _up(state: Path, addresses: dict[str, str], *more: str) -> list[str]:
     options = [argument for name, address in addresses.items() for argument in (f"--{name}", address)]
-    return [str(ROOT / "scripts" / "up"), "--state", str(state), "--subnet", str(random.randint(100, 250)),
+    return [str(ROOT / "scripts" / "up"), "--state", str(state), "--subnet", str(free_subnet()),
             *options, *more]  # fmt: skip
 
 

@@ -39,6 +39,7 @@ def test_a_short_soak_fails_nothing_and_samples_every_process(tmp_path: Path) ->
         "sidecar",
         "app",
         "control_plane",
+        "prometheus",  # `mesh up` runs the local Prometheus beside the mesh: sampled like the rest
     }
     report.update(
         command="scripts/soak --duration 20",

@@ -9,7 +9,6 @@ A separate process because a process has one xDS bootstrap and sees one project'
 from __future__ import annotations
 
 import json
-import random
 import sys
 from importlib import import_module
 from pathlib import Path
@@ -18,7 +17,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the copy's tests
 
 from localmesh.meshcalls import client_bootstrap, encoded, probe, target
 
-from shopmesh.launch.readiness import free_port
 from shopmesh.localmesh.settings import MeshSettings
 from shopmesh.localmesh.supervisor import LocalMesh
 
@@ -29,10 +27,8 @@ def main(name: str, state: Path) -> None:
         root=root,
         sources=[root / "k8s", root / "istio"],
         state=state,
-        subnet=random.randint(100, 250),
-        control_plane=f"127.0.0.1:{free_port()}",
-        ingress=f"127.0.0.1:{free_port()}",
-    )
+        prometheus=None,
+    ).on_free_addresses()
     messages = import_module(f"shop.{name}.v1.{name}_pb2")
     greet = {
         "target": target(name),

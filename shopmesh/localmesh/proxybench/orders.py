@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import dataclasses
 import json
-import random
 import sys
 import tempfile
 import time
@@ -33,7 +32,6 @@ import grpc
 import shopmesh
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shopmesh.bench import machine, proc_status, top_up_stock
-from shopmesh.launch.readiness import free_port
 from shopmesh.localmesh.settings import MeshSettings
 from shopmesh.localmesh.supervisor import LocalMesh
 
@@ -76,13 +74,10 @@ async def create_orders(
 
 def run(orders: int, concurrency: int, to: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="shopmesh-orders-") as directory:
-        settings = dataclasses.replace(  # the project's canary mesh, on ports and a subnet of its own
-            MeshSettings.for_project(ROOT),
-            state=Path(directory),
-            subnet=random.randint(100, 250),
-            control_plane=f"127.0.0.1:{free_port()}",
-            ingress=f"127.0.0.1:{free_port()}",
-        )
+        # the project's canary mesh, on ports and a subnet of its own
+        settings = dataclasses.replace(
+            MeshSettings.for_project(ROOT), state=Path(directory)
+        ).on_free_addresses()
         mesh = LocalMesh(settings)
         mesh.start(timeout=120)
         try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -22,7 +21,7 @@ from shopmesh.launch.readiness import free_port, wait_serving
 from shopmesh.localmesh.bootstrap import write_bootstrap
 from shopmesh.localmesh.ca import spiffe_id
 from shopmesh.localmesh.istiostats import ENVOY_PROMETHEUS_PORT
-from shopmesh.localmesh.placement import Instance, place
+from shopmesh.localmesh.placement import Instance, free_subnet, place
 from shopmesh.localmesh.state import MeshState
 from shopmesh.localmesh.translate.translator import gateway_listener_name
 from shopmesh.manifests.model import MeshObjects
@@ -124,7 +123,7 @@ def rig(root: Path, subnet: int | None = None, *, telemetry: bool = True) -> Ite
     manifests = root / "manifests.yaml"
     manifests.write_text(MANIFESTS)
     objects = MeshObjects.from_yaml(MANIFESTS)
-    placement = place(objects, subnet=subnet or random.randint(100, 250))
+    placement = place(objects, subnet=subnet or free_subnet())
     placement.save(state.placement_file)
     (pod,) = placement.instances
     gateway = gateway_listener_name(objects)
