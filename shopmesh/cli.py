@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "topology": "shopmesh.commands.topology:register",
     "mesh": "shopmesh.commands.mesh:register",
     "check": "shopmesh.commands.check:register",
+    "canary": "shopmesh.commands.canary:register",
 }
 
 

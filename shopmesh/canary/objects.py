@@ -338,3 +338,37 @@ def served(
         else:
             documents.append(dict(resource.doc))
     return documents
+
+
+def running(objects: MeshObjects) -> MeshObjects:
+    """A render as a cluster runs it under Flagger: `served`, each Canary's VirtualService at
+    the weights Flagger last wrote into it. Flagger's reconcile of an existing VirtualService
+    ignores a difference in weights only (istio.go reconcileVirtualService), so the weights
+    live in the VirtualService itself: a VirtualService of the Canary's service among `objects`
+    (what Flagger wrote, e.g. `shopmesh canary`'s routes file) gives them. A render without a
+    Canary is returned as it is."""
+    canaries_here = [r for r in objects.of_kind("Canary") if r.api_version == API_VERSION]
+    if not canaries_here:
+        return objects
+    weights: dict[str, tuple[int, int]] = {}
+    for resource in canaries_here:
+        try:
+            canary = read_canary(resource)
+        except CanaryError:
+            continue  # initialised() reports it, and serves the rest
+        written = _find(objects, "VirtualService", canary.namespace, canary.service_name)
+        if written is not None and flaggers_routes(canary, written):
+            weights[resource.ref] = routes(canary, written)
+    return MeshObjects(served(objects, weights))
+
+
+def flaggers_routes(canary: Canary, virtual_service_document: Mapping[str, Any]) -> bool:
+    """Whether a VirtualService is Flagger's for this Canary: its first route is the weighted
+    pair of the primary and the canary."""
+    http = (virtual_service_document.get("spec") or {}).get("http") or []
+    hosts = (
+        {str((d.get("destination") or {}).get("host")) for d in (http[0].get("route") or [])}
+        if http
+        else set()
+    )
+    return hosts == {canary.primary_name, canary.canary_name}

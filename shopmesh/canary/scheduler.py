@@ -47,6 +47,8 @@ class Tick:
 
     status: Status
     events: list[Event] = field(default_factory=list)
+    #: each metric's value, for the checks that ran (flagger_canary_metric_analysis)
+    values: dict[str, float] = field(default_factory=dict)
 
     def say(self, event: Event) -> None:
         self.events.append(event)
@@ -232,6 +234,7 @@ class Scheduler:
                 return False
         analysis = run_metric_checks(canary, self.templates, world)
         tick.events.extend(analysis.events)
+        tick.values.update(analysis.values)
         return analysis.passed
 
     def _step(self, tick: Tick, world: World, primary_weight: int, canary_weight: int) -> None:

@@ -164,13 +164,14 @@ def run_up(args: argparse.Namespace) -> int:
 def run_xds(args: argparse.Namespace) -> int:
     from google.protobuf import json_format
 
+    from shopmesh.canary.objects import running
     from shopmesh.localmesh.placement import place
     from shopmesh.localmesh.settings import LOCAL_REPLICAS, MeshSettings
     from shopmesh.localmesh.translate.translator import describe, translate
     from shopmesh.manifests.render import render
 
     settings = MeshSettings.for_project(args.root.resolve(), overlay=args.overlay)
-    objects = render(settings.sources)
+    objects = running(render(settings.sources))
     snapshot = translate(objects, place(objects, replicas=LOCAL_REPLICAS))
     if not args.dump and args.name is None:
         print(json.dumps(describe(snapshot), indent=2))

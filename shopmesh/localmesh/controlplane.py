@@ -24,6 +24,7 @@ from pathlib import Path
 import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc
 
+from shopmesh.canary.objects import running
 from shopmesh.localmesh.ads import AggregatedDiscoveryService
 from shopmesh.localmesh.ca import CertificateAuthority, IdentityIssuer, PodIdentity, spiffe_id
 from shopmesh.localmesh.peers import PeerDirectoryWriter, workload_metadata
@@ -162,7 +163,7 @@ async def serve(arguments: argparse.Namespace) -> None:
     placement = Placement.load(state.placement_file)
     sources = [Path(source) for source in arguments.source]
     rendered = {source: render([source]) for source in sources}
-    objects = MeshObjects(r for source in sources for r in rendered[source])
+    objects = running(MeshObjects(r for source in sources for r in rendered[source]))
 
     # Who each pod is, and which certificate each pod holds: the peer directory the proxies'
     # Istio metrics read (shopmesh.localmesh.peers), written before any certificate exists.
@@ -183,13 +184,13 @@ async def serve(arguments: argparse.Namespace) -> None:
     readiness = PodReadiness(state.pod_status_file, changed=lambda: republish())
     discovery = AggregatedDiscoveryService(translate(objects, placement, readiness.ready))
     source_watcher = SourceWatcher(
-        sources, lambda objs: translate(objs, placement, readiness.ready), discovery.publish
+        sources, lambda objs: translate(running(objs), placement, readiness.ready), discovery.publish
     )
     source_watcher.prime(rendered)
 
     def republish() -> None:
         try:
-            discovery.publish(translate(source_watcher.objects, placement, readiness.ready))
+            discovery.publish(translate(running(source_watcher.objects), placement, readiness.ready))
         except TranslationError as error:  # the objects translated before; say so if not now
             log.error("endpoints changed but were not applied: %s", error)
 

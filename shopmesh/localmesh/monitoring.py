@@ -24,7 +24,13 @@ from shopmesh.telemetry.prometheus import (
     find_binaries,
     in_use_message,
 )
-from shopmesh.telemetry.targets import PodLabels, ScrapeTarget, proxy_target, service_target
+from shopmesh.telemetry.targets import (
+    DEFAULT_SCRAPE_INTERVAL,
+    PodLabels,
+    ScrapeTarget,
+    proxy_target,
+    service_target,
+)
 
 
 def scrape_targets(pods: Sequence[Pod], ingress: Instance, ingress_stats: str) -> list[ScrapeTarget]:
@@ -49,9 +55,20 @@ def prometheus_binaries(listen: str) -> Binaries:
 
 
 def mesh_prometheus(
-    root: Path, state: Path, listen: str, targets: Sequence[ScrapeTarget], binaries: Binaries
+    root: Path,
+    state: Path,
+    listen: str,
+    targets: Sequence[ScrapeTarget],
+    binaries: Binaries,
+    scrape_interval: float = DEFAULT_SCRAPE_INTERVAL,
 ) -> LocalPrometheus:
     """The Prometheus of a mesh whose project is `root`, not started: its data under `state`,
     the project's SLO rules loaded."""
-    settings = PrometheusSettings(state=state, targets=targets, listen=listen, rule_files=[root / RULES_FILE])
+    settings = PrometheusSettings(
+        state=state,
+        targets=targets,
+        listen=listen,
+        rule_files=[root / RULES_FILE],
+        scrape_interval=scrape_interval,
+    )
     return LocalPrometheus(settings, binaries)

@@ -48,13 +48,25 @@ def describe(mesh: LocalMesh) -> str:
             f".venv/bin/shopmesh topology --live --prometheus {mesh.prometheus.url}"
             "   # Kiali's graph, from the traffic"
         )
+    if mesh.flagger_routes:  # Flagger's stack: its Canaries are rehearsed, not routed by header
+        rollouts = [
+            f".venv/bin/shopmesh canary {ref.split('/')[1]} --namespace {ref.split('/')[0]}"
+            f" --state {settings.state}"
+            f" --prometheus {mesh.prometheus.url if mesh.prometheus else '<url>'} --ingress {host}"
+            " --interval 5s --load 8   # Flagger's analysis, rehearsed (docs/canary.md)"
+            for ref in mesh.flagger_routes
+        ]
+    else:
+        rollouts = [
+            f"{GRPCURL} -H 'x-canary: true' -d {canary} {host} shop.order.v1.OrderService/ListOrders"
+            "   # always order v2 (the canary overlay's header route)"
+        ]
     examples = grpcurl_examples(
         order=host,
         inventory=host,
         health_check=True,
         more=[
-            f"{GRPCURL} -H 'x-canary: true' -d {canary} {host} shop.order.v1.OrderService/ListOrders"
-            "   # always order v2 (the canary overlay's header route)",
+            *rollouts,
             ".venv/bin/shopmesh mesh xds   # the xDS resources served now",
             ".venv/bin/shopmesh mesh ps   # the pods: ready, status, restarts (kill, stop-control-plane)",
             *live,

@@ -10,10 +10,12 @@ from pathlib import Path
 from shopmesh.launch.readiness import free_port
 from shopmesh.localmesh.backoff import BackOffPolicy
 from shopmesh.localmesh.placement import free_subnet
+from shopmesh.telemetry.targets import DEFAULT_SCRAPE_INTERVAL
 
 #: Replicas run locally, by Deployment; others run their `replicas` (default 1, HPAs aside).
-#: payment runs two so that outlier detection has a replica to eject and one to keep.
-LOCAL_REPLICAS = {"payment": 2}
+#: payment runs two so that outlier detection has a replica to eject and one to keep. Flagger's
+#: load tester does not run: `shopmesh canary --load` drives a rehearsal's traffic.
+LOCAL_REPLICAS = {"payment": 2, "flagger-loadtester": 0}
 
 
 @dataclass
@@ -29,6 +31,8 @@ class MeshSettings:
     ingress_stats: str = "127.0.0.1:15090"
     #: The local Prometheus that scrapes the mesh; None: none is started.
     prometheus: str | None = "127.0.0.1:9090"
+    #: How often Prometheus scrapes every target, in seconds.
+    scrape_interval: float = DEFAULT_SCRAPE_INTERVAL
     replicas: Mapping[str, int] = field(default_factory=lambda: dict(LOCAL_REPLICAS))
     #: Identities the control plane issues certificates for besides the workloads' (test clients).
     extra_identities: Sequence[str] = ()

@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from shopmesh.canary.objects import running
 from shopmesh.launch.listeners import accepts_connections
 from shopmesh.launch.processes import ManagedProcess
 from shopmesh.launch.readiness import free_port, wait_listening, wait_serving
@@ -32,6 +33,7 @@ from shopmesh.launch.service import ServiceProcess
 from shopmesh.localmesh.bootstrap import write_bootstrap
 from shopmesh.localmesh.ca import IdentityFiles
 from shopmesh.localmesh.control import ControlError, ControlServer, Handler
+from shopmesh.localmesh.flagger import initial_routes
 from shopmesh.localmesh.kubelet import Kubelet, PodProcesses
 from shopmesh.localmesh.monitoring import mesh_prometheus, prometheus_binaries, scrape_targets
 from shopmesh.localmesh.placement import Instance, Placement, place
@@ -70,6 +72,8 @@ class LocalMesh:
         self.roles: dict[str, Role] = {}
         self.gateway_target = ""
         self.prometheus: LocalPrometheus | None = None
+        #: each Canary's routes file, by `<namespace>/<name>` (shopmesh.localmesh.flagger)
+        self.flagger_routes: dict[str, Path] = {}
         self.kubelet: Kubelet | None = None
         self.control: ControlServer | None = None
         #: Stopped on purpose (`shopmesh mesh stop-control-plane`): not a failure of the mesh.
@@ -89,7 +93,11 @@ class LocalMesh:
         settings = self.settings
         for directory in ("bootstrap", "logs", "db"):
             (settings.state / directory).mkdir(parents=True, exist_ok=True)
-        self.objects = render(settings.sources)
+        rendered = render(settings.sources)
+        # A stack with Canaries runs as Flagger runs it: its generated objects, and the routes
+        # Flagger writes, in files the control plane watches besides the sources.
+        self.flagger_routes = initial_routes(rendered, self.state)
+        self.objects = running(rendered)
         self.placement = place(self.objects, subnet=settings.subnet, replicas=settings.replicas)
         self.placement.save(self.state.placement_file)
         gateway = gateway_listener_name(self.objects)
@@ -150,7 +158,12 @@ class LocalMesh:
 
     def _start_prometheus(self, listen: str, binaries: Binaries, timeout: float) -> None:
         prometheus = mesh_prometheus(
-            self.settings.root, self.state.prometheus_directory, listen, self.scrape_targets(), binaries
+            self.settings.root,
+            self.state.prometheus_directory,
+            listen,
+            self.scrape_targets(),
+            binaries,
+            self.settings.scrape_interval,
         )
         self.prometheus = prometheus  # stopped with the mesh, even if it fails to start
         prometheus.start(timeout)
@@ -256,6 +269,12 @@ class LocalMesh:
     def _pod_process_names(pod: Pod) -> list[str]:
         return [pod.app_process_name, *map(pod.sidecar_process_name, range(len(pod.sidecar_addresses)))]
 
+    @property
+    def sources(self) -> list[Path]:
+        """What the control plane renders and watches: the settings' sources, and the routes
+        Flagger writes for the Canaries among them (shopmesh.localmesh.flagger)."""
+        return [*self.settings.sources, *self.flagger_routes.values()]
+
     def _start_control_plane(self) -> ManagedProcess:
         settings = self.settings
         arguments = [
@@ -263,7 +282,7 @@ class LocalMesh:
             "--state", str(settings.state),
             "--listen", settings.control_plane,
             "--certificate-lifetime", str(settings.certificate_lifetime),
-            *[argument for source in settings.sources for argument in ("--source", str(source))],
+            *[argument for source in self.sources for argument in ("--source", str(source))],
             *[argument for identity in settings.extra_identities for argument in ("--identity", identity)],
         ]  # fmt: skip
         return self._spawn("controlplane", Role.CONTROL_PLANE, arguments)

@@ -8,11 +8,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from google.protobuf import json_format
 
 from shopmesh.canary import CanaryError
-from shopmesh.canary.objects import generate, initialised, routes, selector_label, served, set_routes
+from shopmesh.canary.objects import (
+    generate,
+    initialised,
+    routes,
+    running,
+    selector_label,
+    served,
+    set_routes,
+)
 from shopmesh.canary.spec import canaries, read_canary
+from shopmesh.localmesh.flagger import write_routes
 from shopmesh.localmesh.placement import place
 from shopmesh.localmesh.translate import names
 from shopmesh.localmesh.translate.translator import translate
@@ -177,6 +187,29 @@ def test_weights_are_written_and_read_back() -> None:
     canary = read_canary(CANARY)
     virtual_service = set_routes(canary, 70, 30)
     assert routes(canary, virtual_service) == (70, 30)
+
+
+def test_running_keeps_the_weights_flagger_last_wrote(tmp_path: Path) -> None:
+    """The local mesh's view of a stack under Flagger: the VirtualService Flagger wrote (here
+    the routes file `shopmesh canary` rewrites) keeps its weights; Flagger's other objects are
+    made from the Canary."""
+    canary = read_canary(CANARY)
+    deployment = _deployment({"app": "order"})
+    routes_path = tmp_path / "shop-order.virtualservice.yaml"
+    write_routes(routes_path, canary, 70, 30)
+    written = yaml.safe_load(routes_path.read_text())
+    stack = running(MeshObjects([CANARY, deployment, written]))
+    (virtual_service,) = stack.of_kind("VirtualService")
+    assert routes(canary, virtual_service.doc) == (70, 30)
+    assert sorted(d.name for d in stack.of_kind("Deployment")) == ["order", "order-primary"]
+    assert sorted(s.name for s in stack.of_kind("Service")) == ["order", "order-canary", "order-primary"]
+    # a hand-written VirtualService of the service is not Flagger's: overwritten, at 100/0
+    hand_written = copy.deepcopy(written)
+    hand_written["spec"]["http"][0]["route"] = [{"destination": {"host": "order", "subset": "v1"}}]
+    (virtual_service,) = running(MeshObjects([CANARY, deployment, hand_written])).of_kind("VirtualService")
+    assert routes(canary, virtual_service.doc) == (100, 0)
+    plain = MeshObjects([deployment])
+    assert running(plain) is plain  # no Canary: the render as it is
 
 
 def test_initialised_replaces_what_flagger_overwrites_and_names_what_it_made() -> None:

@@ -1,6 +1,7 @@
 """One local mesh for the whole session: the project's canary stack (k8s/ + istio/ overlays,
 copied so tests may edit them), every pod with the real services behind real sidecars, and
-the Prometheus that scrapes them."""
+the Prometheus that scrapes them. `mesh_settings` makes the settings of any stack's mesh
+(test_canary_rollouts.py runs the flagger stack's)."""
 
 from __future__ import annotations
 
@@ -17,18 +18,22 @@ from shopmesh.localmesh.supervisor import LocalMesh
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session")
-def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
-    project = tmp_path_factory.mktemp("mesh")
+def mesh_settings(project: Path, overlay: str) -> MeshSettings:
+    """A mesh of the stack `overlay`, from a copy of k8s/ and istio/ under `project` (which
+    tests may edit), on addresses of its own."""
     for part in ("k8s", "istio"):
         shutil.copytree(ROOT / part, project / part)
-    settings = MeshSettings(
+    return MeshSettings(
         root=ROOT,
-        sources=[project / "k8s" / "overlays" / "canary", project / "istio" / "overlays" / "canary"],
+        sources=[project / "k8s" / "overlays" / overlay, project / "istio" / "overlays" / overlay],
         state=project / "state",
         extra_identities=[spiffe_id("default", "default")],
     ).on_free_addresses()  # another mesh may run alongside
-    local_mesh = LocalMesh(settings)
+
+
+@pytest.fixture(scope="session")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
+    local_mesh = LocalMesh(mesh_settings(tmp_path_factory.mktemp("mesh"), "canary"))
     local_mesh.start(timeout=120)
     try:
         yield local_mesh
