@@ -230,3 +230,25 @@ def test_without_control_plane_the_mesh_serves_and_a_restarted_pod_waits_for_it(
         ready = wait_pod(mesh, name, lambda p: p["ready"])
         assert ready["ready_since"] > back_at
         list_orders()
+        # Orders through each order version to inventory and payment again: the clients
+        # reconnect on gRPC's backoff, which grew during the outage; later tests need every path.
+        deadline, in_a_row = time.monotonic() + RECOVERY_TIMEOUT, 0
+        while in_a_row < 10:
+            canary = (("x-canary", "true"),) if in_a_row % 2 else ()
+            try:
+                orders.CreateOrder(
+                    order_pb2.CreateOrderRequest(
+                        request_id=f"cp-back-{time.monotonic_ns()}",
+                        customer_id="cp-down",
+                        payment_token="tok_visa",
+                        items=[order_pb2.OrderItem(product_id="sku-espresso-beans", quantity=1)],
+                    ),
+                    timeout=10,
+                    metadata=canary,
+                )
+                in_a_row += 1
+            except grpc.RpcError as error:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"orders do not flow again: {error}") from error
+                in_a_row = 0
+                time.sleep(0.5)
