@@ -6,16 +6,24 @@ shopmesh mesh xds    the xDS resources the control plane would serve now, as JSO
 shopmesh mesh stop-db SERVICE / start-db SERVICE
                      a --postgres run's database outage, and its end (shopmesh/commands/meshdb.py)
 shopmesh mesh apply / delete / rotate-certificates   change a running mesh (mesh_changes)
+
+While `mesh up` runs, from any shell (through its control socket, shopmesh.localmesh.control):
+shopmesh mesh ps [--json]             the pods, like `kubectl get pods`
+shopmesh mesh kill POD                SIGKILL the pod's app; the local kubelet restarts it
+shopmesh mesh stop-control-plane      istiod down: the data plane keeps its last configuration
+shopmesh mesh start-control-plane     and back
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from shopmesh.commands import mesh_changes, meshdb
 
@@ -54,10 +62,68 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     mesh_changes.register(commands)
 
+    ps = commands.add_parser("ps", help="the running mesh's pods: ready, status, restarts, age")
+    _running_mesh(ps)
+    ps.add_argument("--json", action="store_true", help="every field, as JSON")
+    ps.set_defaults(handler=run_ps)
+    kill = commands.add_parser("kill", help="SIGKILL a pod's app process (the kubelet restarts it)")
+    _running_mesh(kill)
+    kill.add_argument("pod", help="the pod's name, as `shopmesh mesh ps` shows it")
+    kill.set_defaults(handler=run_kill)
+    for name, verb in (("stop-control-plane", "stop"), ("start-control-plane", "start")):
+        command = commands.add_parser(name, help=f"{verb} the running mesh's control plane (xDS, CA)")
+        _running_mesh(command)
+        command.set_defaults(handler=run_control_plane, control_command=name)
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="the project (default: here)")
     parser.add_argument("--overlay", default="canary", help="k8s/ and istio/ overlay (default canary)")
+
+
+def _running_mesh(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--root", type=Path, default=Path.cwd(), help="the project (default: here)")
+    parser.add_argument("--state", type=Path, default=None, help="its state directory (default var/mesh)")
+
+
+def _command(args: argparse.Namespace, command: str, **arguments: str) -> tuple[int, Any]:
+    """Send a command to the running mesh; (0, result), or (1, None) after a one-line error."""
+    from shopmesh.localmesh.control import ControlError, request
+    from shopmesh.localmesh.settings import MeshSettings
+    from shopmesh.localmesh.state import MeshState
+
+    state = args.state if args.state is not None else MeshSettings.for_project(args.root.resolve()).state
+    try:
+        return 0, request(MeshState(state.resolve()).control_socket, command, arguments)
+    except ControlError as error:
+        print(f"shopmesh mesh {command}: {error}", file=sys.stderr)
+        return 1, None
+    except OSError as error:  # a socket we may not use, a mesh gone mid-reply
+        print(f"shopmesh mesh {command}: {error}", file=sys.stderr)
+        return 1, None
+
+
+def run_ps(args: argparse.Namespace) -> int:
+    from shopmesh.localmesh.report import pod_table
+
+    code, result = _command(args, "ps")
+    if code == 0:
+        print(json.dumps(result, indent=2) if args.json else pod_table(result))
+    return code
+
+
+def run_kill(args: argparse.Namespace) -> int:
+    code, result = _command(args, "kill", pod=args.pod)
+    if code == 0 and isinstance(result, dict):
+        print(f"{result['pod']}: app (pid {result['pid']}) killed with SIGKILL")
+    return code
+
+
+def run_control_plane(args: argparse.Namespace) -> int:
+    code, result = _command(args, args.control_command)
+    if code == 0 and isinstance(result, dict):
+        print(f"control plane: {result['control_plane']}")
+    return code
 
 
 def run_up(args: argparse.Namespace) -> int:
@@ -77,6 +143,12 @@ def run_up(args: argparse.Namespace) -> int:
     settings.postgresql = PostgresMode() if args.postgres else None
     if args.state is not None:
         settings.state = args.state.resolve()
+    # The local kubelet's events (restarts, failed probes), as `kubectl get events` shows them.
+    kubelet_log = logging.getLogger("shopmesh.localmesh.kubelet")
+    kubelet_log.setLevel(logging.INFO)
+    events = logging.StreamHandler(sys.stdout)
+    events.setFormatter(logging.Formatter("%(asctime)s kubelet %(message)s"))
+    kubelet_log.addHandler(events)
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
@@ -93,7 +165,7 @@ def run_up(args: argparse.Namespace) -> int:
         print(describe(mesh), flush=True)
         print("\nCtrl-C stops everything.", flush=True)
         while not stopping.wait(1.0):
-            dead = [p.name for p in mesh.processes.values() if not p.running()]
+            dead = mesh.stopped_unexpectedly()
             if dead:
                 print(
                     f"stopped unexpectedly: {', '.join(dead)} (logs in {settings.state / 'logs'})", flush=True

@@ -1,7 +1,16 @@
 """Child processes that cannot outlive whoever started them: logs to a file, SIGTERM then SIGKILL
 on stop, and the kernel's parent-death signal so that even a killed supervisor leaves nothing
 behind. Every process the project starts (a stack's services, the local mesh's control plane,
-sidecars and ingress) is one of these."""
+sidecars and ingress) is one of these.
+
+The parent-death signal is set by util-linux's `setpriv --pdeathsig`, which then execs the
+command, so that Python need not run code between fork and exec: without a `preexec_fn`,
+subprocess uses vfork, which runs no fork handlers. gRPC's handlers (grpc-core fork_posix.cc)
+would otherwise restart its event engine in the child, whose epoll descriptor `close_fds` then
+closes: the child aborts before exec ("epoll_wait error: Bad file descriptor") when the parent
+uses gRPC while it spawns, as the local kubelet's probes do. The signal follows the *thread*
+that spawned the child (prctl(2)): spawn from a thread that lives as long as the children.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +18,7 @@ import contextlib
 import ctypes
 import os
 import pwd
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,7 +33,10 @@ _PR_SET_PDEATHSIG = 1
 _PRCTL: Any = ctypes.CDLL(None).prctl if sys.platform.startswith("linux") else None
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+_SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec (no setpriv only)
     if _PRCTL is not None:
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -52,18 +65,21 @@ class ManagedProcess:
         self.log_file = log_file
         self.cwd = cwd
         self.process: subprocess.Popen[bytes] | None = None
+        #: Where this run's output starts in the log, which a restarted process appends to.
+        self.log_offset = 0
 
     def start(self) -> Self:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as output:
+            self.log_offset = output.tell()
             self.process = subprocess.Popen(
-                self.argv,
+                [_SETPRIV, "--pdeathsig", "TERM", "--", *self.argv] if _SETPRIV else self.argv,
                 cwd=self.cwd,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
+                preexec_fn=None if _SETPRIV else _die_with_parent,
                 # Its own session and process group: Ctrl-C reaches the supervisor only, which
                 # stops its children in order.
                 start_new_session=True,
@@ -86,11 +102,21 @@ class ManagedProcess:
         except FileNotFoundError:
             return ""
 
+    def run_output(self) -> str:
+        """What this run (since the last start) has written."""
+        try:
+            with self.log_file.open("rb") as log:
+                log.seek(self.log_offset)
+                return log.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
     def wait_for_line(self, prefix: str, timeout: float) -> str:
-        """The first log line starting with `prefix`; fails with the log if the process dies."""
+        """The first line of this run's log starting with `prefix`; fails with the log if the
+        process dies."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for line in self.logs(tail=200_000).splitlines():
+            for line in self.run_output().splitlines():
                 if line.startswith(prefix):
                     return line
             if not self.running():

@@ -108,6 +108,10 @@ class AggregatedDiscoveryService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer
         self._streams: set[_Stream] = set()
 
     @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    @property
     def version(self) -> int:
         return self._version
 

@@ -5,9 +5,11 @@ Run by the supervisor as `python -m shopmesh.localmesh.controlplane --state DIR 
 the placement the supervisor wrote (`DIR/placement.json`), issues every pod a certificate of
 its own and every other identity a shared one (and keeps rotating them), keeps the peer
 directory (`DIR/peer-metadata.json`: which pod is who, and holds which certificate), and prints
-one line, `READY <address>`, once it serves. It also serves the objects applied on top of the
-sources (`DIR/applied`, shopmesh.localmesh.applied), and renews every certificate at once when
-asked to (`DIR/ca/rotate`, shopmesh.localmesh.rotation).
+one line, `READY <address>`, once it serves. It lists in EDS only the pods the local kubelet
+reports Ready (`DIR/pod-status.json`, shopmesh.localmesh.kubelet) and pushes each change. It
+also serves the objects applied on top of the sources (`DIR/applied`,
+shopmesh.localmesh.applied), and renews every certificate at once when asked to
+(`DIR/ca/rotate`, shopmesh.localmesh.rotation).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import json
 import logging
 import signal
 import time
@@ -80,11 +83,14 @@ class SourceWatcher:
         # Nothing seen applied yet: objects applied before the watcher began are pushed once more.
         self._seen_applied: list[list[object]] = []
         self._rendered: dict[Path, MeshObjects] = {}
+        self.objects = MeshObjects([])  # those of the snapshot in force
 
-    def prime(self, rendered: dict[Path, MeshObjects]) -> None:
+    def prime(self, rendered: dict[Path, MeshObjects], objects: MeshObjects) -> None:
+        """The sources as rendered at start, and the objects of the snapshot first served."""
         self._rendered.update(rendered)
+        self.objects = objects
 
-    def objects(self) -> MeshObjects:
+    def _current(self) -> MeshObjects:
         """The rendered sources with the applied objects on top."""
         objects = MeshObjects(r for source in self._sources for r in self._rendered[source])
         return overlay(objects, self._applied.load()) if self._applied else objects
@@ -111,12 +117,14 @@ class SourceWatcher:
             try:
                 for source in changed:
                     self._rendered[source] = await loop.run_in_executor(None, render, [source])
-                snapshot = self._build(self.objects())
+                objects = self._current()
+                snapshot = self._build(objects)
             except (RenderError, TranslationError, ApplyError, ValueError, KeyError) as error:
                 log.error("sources changed but were not applied (last good config stays): %s", error)
                 if applied_changed and self._applied:
                     self._applied.write_status(applied_now, str(error))
                 continue
+            self.objects = objects
             self._publish(snapshot)
             if applied_changed and self._applied:
                 self._applied.write_status(applied_now, None)
@@ -129,6 +137,46 @@ class SourceWatcher:
                 (time.monotonic() - started) * 1000,
                 {k: len(v) for k, v in describe(snapshot).items()},
             )
+
+
+class PodReadiness:
+    """Which pods the local kubelet reports Ready (its pod-status file), re-read when it changes:
+    the endpoints controller's view of the pods. No file: every placed pod counts as Ready."""
+
+    def __init__(self, status_file: Path, changed: Callable[[], None], interval: float = 0.1) -> None:
+        self._file = status_file
+        self._changed = changed
+        self._interval = interval
+        self._seen: tuple[int, int] | None = None
+        self.ready: frozenset[str] | None = None
+        self.refresh()
+
+    def refresh(self) -> bool:
+        """Read the file if it changed; whether the set of Ready pods did."""
+        try:
+            stat = self._file.stat()
+            seen = (stat.st_mtime_ns, stat.st_size)
+            if seen == self._seen:
+                return False
+            self._seen = seen  # a bad file is reported once, not at every poll
+            reported = json.loads(self._file.read_text())["ready"]
+        except FileNotFoundError:
+            return False
+        except (ValueError, KeyError, TypeError) as error:
+            log.error("pod status %s unreadable (endpoints unchanged): %s", self._file, error)
+            return False
+        ready = frozenset(name for name, is_ready in reported.items() if is_ready)
+        if ready == self.ready:
+            return False
+        self.ready = ready
+        return True
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            if self.refresh():
+                log.info("endpoints: Ready pods now %s", ", ".join(sorted(self.ready or ())) or "none")
+                self._changed()
 
 
 def identities_of(objects: MeshObjects, placement: Placement) -> list[str]:
@@ -145,14 +193,18 @@ async def serve(arguments: argparse.Namespace) -> None:
     rendered = {source: render([source]) for source in sources}
     rendered_objects = MeshObjects(r for source in sources for r in rendered[source])
     objects = running(rendered_objects)
+    readiness = PodReadiness(state.pod_status_file, changed=lambda: republish())
     applied = AppliedObjects(state.applied_directory)
+    served = rendered_objects  # before Flagger's running view: what the watcher re-translates
     try:  # what was applied before a restart is served again, if it still translates
-        snapshot = translate(running(overlay(rendered_objects, applied.load())), placement)
+        with_applied = overlay(rendered_objects, applied.load())
+        snapshot = translate(running(with_applied), placement, readiness.ready)
+        served = with_applied
         applied.write_status(applied.fingerprint(), None)
     except (TranslationError, ApplyError, ValueError, KeyError) as error:
         log.error("the applied objects were not served (the sources' are): %s", error)
         applied.write_status(applied.fingerprint(), str(error))
-        snapshot = translate(objects, placement)
+        snapshot = translate(objects, placement, readiness.ready)
 
     # Who each pod is, and which certificate each pod holds: the peer directory the proxies'
     # Istio metrics read (shopmesh.localmesh.peers), written before any certificate exists.
@@ -169,9 +221,22 @@ async def serve(arguments: argparse.Namespace) -> None:
         PodIdentity(pod.namespace, pod.name, pod.spiffe_id, pod.node_id) for pod in placement.pods()
     )
     issuer.start_rotation()
-    rotations = asyncio.create_task(serve_rotation_requests(state.rotation_request_file, issuer.rotate_all))
 
     discovery = AggregatedDiscoveryService(snapshot)
+    source_watcher = SourceWatcher(
+        sources,
+        lambda objs: translate(running(objs), placement, readiness.ready),
+        discovery.publish,
+        applied=applied,
+    )
+    source_watcher.prime(rendered, served)
+
+    def republish() -> None:
+        try:
+            discovery.publish(translate(running(source_watcher.objects), placement, readiness.ready))
+        except TranslationError as error:  # the objects translated before; say so if not now
+            log.error("endpoints changed but were not applied: %s", error)
+
     server = grpc.aio.server()
     ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(discovery, server)
     port = server.add_insecure_port(arguments.listen)
@@ -180,20 +245,20 @@ async def serve(arguments: argparse.Namespace) -> None:
     await server.start()
     host = arguments.listen.rsplit(":", 1)[0]
     print(f"READY {host}:{port}", flush=True)
-    log.info("serving xDS on %s:%d: %s", host, port, describe(snapshot))
+    log.info("serving xDS on %s:%d: %s", host, port, describe(discovery.snapshot))
 
-    source_watcher = SourceWatcher(
-        sources, lambda objs: translate(running(objs), placement), discovery.publish, applied=applied
-    )
-    source_watcher.prime(rendered)
-    watcher = asyncio.create_task(source_watcher.run())
+    watchers = [
+        asyncio.create_task(source_watcher.run()),
+        asyncio.create_task(readiness.run()),
+        asyncio.create_task(serve_rotation_requests(state.rotation_request_file, issuer.rotate_all)),
+    ]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
-    watcher.cancel()
-    rotations.cancel()
+    for watcher in watchers:
+        watcher.cancel()
     issuer.stop()
     await server.stop(grace=0.5)
 

@@ -168,8 +168,23 @@ class PeerDirectoryWriter:
     def __init__(self, path: Path, workloads: Sequence[WorkloadMetadata]) -> None:
         self.path = path
         self.workloads = tuple(workloads)
-        self._certificates: dict[str, tuple[str, datetime.datetime]] = {}
+        self._certificates = self._still_held()
         self._lock = threading.Lock()
+
+    def _still_held(self) -> dict[str, tuple[str, datetime.datetime]]:
+        """The unexpired certificates a previous run of the control plane recorded for these
+        pods (`shopmesh mesh stop-control-plane`, then start): their holders keep presenting
+        them on the connections they have, so they must still name their pod."""
+        nodes = {workload.node_id for workload in self.workloads}
+        try:
+            recorded = json.loads(self.path.read_text())["certificates"]
+            return {
+                sha: (entry["node_id"], datetime.datetime.fromisoformat(entry["not_after"]))
+                for sha, entry in recorded.items()
+                if entry["node_id"] in nodes
+            }
+        except (FileNotFoundError, ValueError, KeyError, TypeError, AttributeError):
+            return {}  # none, or not ours to read: every pod gets a new certificate anyway
 
     def write(self) -> None:
         now = datetime.datetime.now(datetime.UTC)

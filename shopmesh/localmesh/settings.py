@@ -9,6 +9,7 @@ from pathlib import Path
 
 from shopmesh.launch.localdatabases import PostgresMode
 from shopmesh.launch.readiness import free_port
+from shopmesh.localmesh.backoff import BackOffPolicy
 from shopmesh.localmesh.placement import free_subnet
 from shopmesh.telemetry.targets import DEFAULT_SCRAPE_INTERVAL
 
@@ -40,6 +41,8 @@ class MeshSettings:
     #: The services' databases: None, an SQLite file per service in state/db; else one local
     #: PostgreSQL with a database per service (`scripts/up --postgres`).
     postgresql: PostgresMode | None = None
+    #: CrashLoopBackOff's delays; Kubernetes' (10 s doubling to 300 s) unless a test shortens them.
+    crash_loop_backoff: BackOffPolicy = field(default_factory=BackOffPolicy)
 
     @classmethod
     def for_project(cls, root: Path, overlay: str = "canary") -> MeshSettings:

@@ -56,6 +56,16 @@ class MeshState:
         return self.ca_directory / "rotate"
 
     @property
+    def pod_status_file(self) -> Path:
+        """Which pods are Ready: written by the local kubelet, read by the control plane's EDS."""
+        return self.root / "pod-status.json"
+
+    @property
+    def control_socket(self) -> Path:
+        """Where the running supervisor takes commands (shopmesh.localmesh.control)."""
+        return self.root / "control.sock"
+
+    @property
     def prometheus_directory(self) -> Path:
         return self.root / "prometheus"
 

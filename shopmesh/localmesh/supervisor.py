@@ -6,6 +6,10 @@ and the Prometheus that scrapes them (unless settings.prometheus is None).
     print(describe(mesh))    # shopmesh.localmesh.report
     mesh.stop()              # nothing left: every process stopped, every port closed
 
+While it runs, the local kubelet (shopmesh.localmesh.kubelet) keeps every pod running and
+probed, and the control socket (shopmesh.localmesh.control) takes `shopmesh mesh ps`, `kill`,
+`stop-control-plane` and `start-control-plane` from other shells.
+
 Used by `shopmesh mesh up` (and so `scripts/up`) and by tests/localmesh. What each pod's service
 is given lives in shopmesh.localmesh.pods; the settings in shopmesh.localmesh.settings.
 """
@@ -15,9 +19,11 @@ from __future__ import annotations
 import enum
 import os
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from services.runtime.registry import declarations
 from shopmesh.canary.objects import running
@@ -28,10 +34,13 @@ from shopmesh.launch.readiness import free_port, wait_listening, wait_serving
 from shopmesh.launch.service import ServiceProcess
 from shopmesh.localmesh.bootstrap import write_bootstrap
 from shopmesh.localmesh.ca import IdentityFiles
+from shopmesh.localmesh.control import ControlError, ControlServer, Handler
 from shopmesh.localmesh.flagger import initial_routes
+from shopmesh.localmesh.kubelet import Kubelet, PodProcesses
 from shopmesh.localmesh.monitoring import mesh_prometheus, prometheus_binaries, scrape_targets
 from shopmesh.localmesh.placement import Instance, Placement, place
 from shopmesh.localmesh.pods import Pod, app_process
+from shopmesh.localmesh.probes import pod_probes
 from shopmesh.localmesh.settings import MeshSettings
 from shopmesh.localmesh.state import MeshState
 from shopmesh.localmesh.translate.translator import gateway_listener_name
@@ -70,6 +79,12 @@ class LocalMesh:
         )
         #: each Canary's routes file, by `<namespace>/<name>` (shopmesh.localmesh.flagger)
         self.flagger_routes: dict[str, Path] = {}
+        self.kubelet: Kubelet | None = None
+        self.control: ControlServer | None = None
+        #: Stopped on purpose (`shopmesh mesh stop-control-plane`): not a failure of the mesh.
+        self.control_plane_stopped = False
+        self._control_plane_lock = threading.Lock()
+        self._spawner: ThreadPoolExecutor | None = None
 
     # -- start -------------------------------------------------------------------------------
     def start(self, timeout: float = 60.0) -> None:
@@ -102,8 +117,16 @@ class LocalMesh:
 
         # A database per declared service, as the cluster's Secret has (shopmesh/manifests/dbsecret.py).
         self.databases.open(list(declarations()))
-        self._start_control_plane().wait_for_line("READY", timeout)
         self.pods = [Pod(instance, f"127.0.0.1:{free_port()}") for instance in self.placement.instances]
+        # Before the control plane starts: the pod-status file says no pod is Ready yet.
+        kubelet = self.kubelet = Kubelet(
+            self.pods,
+            {pod.name: pod_probes(self.objects, pod.instance) for pod in self.pods},
+            self.start_pod,
+            self.state.pod_status_file,
+            settings.crash_loop_backoff,
+        )
+        self._start_control_plane().wait_for_line("READY", timeout)
         for pod in self.pods:
             self.write_bootstrap(pod.instance)
         self.write_bootstrap(self.placement.ingress)
@@ -114,8 +137,9 @@ class LocalMesh:
         for process in [self.start_app(pod) for pod in first.values()]:
             process.wait_serving(timeout)
         rest = [self.start_app(pod) for pod in self.pods if first[pod.instance.app] is not pod]
-        for pod in self.pods:
-            self._start_sidecars(pod)
+        for pod in self.pods:  # the kubelet probes them from now on: Ready pods become endpoints
+            sidecars = self._start_sidecars(pod)
+            kubelet.adopt(pod, PodProcesses(self.processes[pod.app_process_name], sidecars))
         if self.gateway_target:
             self._start_ingress()
         for process in rest:
@@ -129,8 +153,11 @@ class LocalMesh:
             # SERVING once its mesh channel is ready: a first grpcurl call never meets the
             # channel's initial reconnect backoff.
             wait_serving(self.processes["ingress"], settings.ingress, timeout)
+        kubelet.wait_ready(timeout)
         if settings.prometheus and binaries is not None:
             self._start_prometheus(settings.prometheus, binaries, timeout)
+        self.control = ControlServer(self.state.control_socket, self.control_handlers())
+        self.control.start()
 
     def scrape_targets(self) -> list[ScrapeTarget]:
         assert self.placement is not None
@@ -175,7 +202,79 @@ class LocalMesh:
             self.state.log_file(pod.app_process_name),
             self._environment(self.state.bootstrap_file(pod.name)) | dict(self.databases.service_settings),
         )
-        return self._track(process, Role.APP).start()
+        return self._launch(process, Role.APP)
+
+    def start_pod(self, pod: Pod) -> PodProcesses:
+        """Starts the pod's app and sidecars (again, for the kubelet's restarts); not waited for."""
+        app = self.start_app(pod)
+        return PodProcesses(app, self._start_sidecars(pod))
+
+    # -- the control socket's commands --------------------------------------------------------
+    def control_handlers(self) -> dict[str, Handler]:
+        return {
+            "ps": lambda _: self.ps(),
+            "kill": lambda request: self.kill(str(request.get("pod", ""))),
+            "stop-control-plane": lambda _: self.stop_control_plane(),
+            "start-control-plane": lambda _: self.start_control_plane(),
+        }
+
+    def ps(self) -> dict[str, Any]:
+        assert self.kubelet is not None
+        return {
+            "pods": [status.as_json() for status in self.kubelet.statuses()],
+            "control_plane": {
+                "address": self.settings.control_plane,
+                "status": "Running" if self.processes["controlplane"].running() else "Stopped",
+            },
+        }
+
+    def kill(self, pod_name: str) -> dict[str, Any]:
+        """SIGKILL the pod's app; the kubelet restarts the pod."""
+        assert self.kubelet is not None
+        try:
+            pid = self.kubelet.worker(pod_name).kill()
+        except LookupError as error:
+            raise ControlError(str(error)) from error
+        return {"pod": pod_name, "pid": pid, "signal": "SIGKILL"}
+
+    def stop_control_plane(self) -> Mapping[str, str]:
+        """istiod gone: the data plane keeps its last configuration; a pod restarted meanwhile
+        gets none, and is not Ready, until `start_control_plane`."""
+        with self._control_plane_lock:
+            process = self.processes["controlplane"]
+            if not process.running():
+                raise ControlError("the control plane is already stopped")
+            self.control_plane_stopped = True
+            process.stop(timeout=5.0)
+        return {"control_plane": "Stopped"}
+
+    def start_control_plane(self, timeout: float = 60.0) -> Mapping[str, str]:
+        with self._control_plane_lock:
+            if self.processes["controlplane"].running():
+                raise ControlError("the control plane is already running")
+            try:
+                self._start_control_plane().wait_for_line("READY", timeout)
+            except RuntimeError as error:
+                raise ControlError(str(error).splitlines()[0]) from error
+            self.control_plane_stopped = False
+        return {"control_plane": "Running"}
+
+    def stopped_unexpectedly(self) -> list[str]:
+        """Processes that died and that nothing restarts: the pods' have the kubelet, the
+        control plane may be stopped on purpose."""
+        pod_processes = {name for pod in self.pods for name in self._pod_process_names(pod)}
+        with self._control_plane_lock:  # not while it is being stopped or started
+            return [
+                process.name
+                for process in list(self.processes.values())
+                if process.name not in pod_processes
+                and not process.running()
+                and not (process.name == "controlplane" and self.control_plane_stopped)
+            ]
+
+    @staticmethod
+    def _pod_process_names(pod: Pod) -> list[str]:
+        return [pod.app_process_name, *map(pod.sidecar_process_name, range(len(pod.sidecar_addresses)))]
 
     @property
     def sources(self) -> list[Path]:
@@ -195,7 +294,8 @@ class LocalMesh:
         ]  # fmt: skip
         return self._spawn("controlplane", Role.CONTROL_PLANE, arguments)
 
-    def _start_sidecars(self, pod: Pod) -> None:
+    def _start_sidecars(self, pod: Pod) -> list[ManagedProcess]:
+        sidecars = []
         for index, address in enumerate(pod.sidecar_addresses):
             arguments = [
                 "-m", "shopmesh.localmesh.sidecar",
@@ -207,7 +307,8 @@ class LocalMesh:
                 "--peer-metadata", str(self.state.peer_metadata_file),
             ]  # fmt: skip
             bootstrap = self.state.bootstrap_file(pod.name)
-            self._spawn(pod.sidecar_process_name(index), Role.SIDECAR, arguments, bootstrap)
+            sidecars.append(self._spawn(pod.sidecar_process_name(index), Role.SIDECAR, arguments, bootstrap))
+        return sidecars
 
     def _start_ingress(self) -> None:
         assert self.placement is not None
@@ -242,7 +343,17 @@ class LocalMesh:
             self.state.log_file(name),
             self.settings.root,
         )
-        return self._track(process, role).start()
+        return self._launch(process, role)
+
+    def _launch(self, process: P, role: Role) -> P:
+        """Track and start it, on the spawner thread: a child's parent-death signal follows the
+        thread that started it (shopmesh.launch.processes), and the kubelet's and the control
+        socket's threads come and go."""
+        if self._spawner is None:
+            self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mesh-spawner")
+        self._track(process, role)
+        self._spawner.submit(process.start).result()
+        return process
 
     def _track(self, process: P, role: Role) -> P:
         self.processes[process.name] = process
@@ -252,6 +363,11 @@ class LocalMesh:
     # -- stop --------------------------------------------------------------------------------
     def stop(self) -> None:
         """Every process by role (see Role): each SIGTERM, SIGKILL if it lingers."""
+        if self.control is not None:
+            self.control.stop()
+            self.control = None
+        if self.kubelet is not None:  # first: nothing may restart what is being stopped
+            self.kubelet.stop()
         order = sorted(self.processes.values(), key=lambda process: self.roles[process.name])
         for process in order:
             process.signal(15)
@@ -262,4 +378,7 @@ class LocalMesh:
             self.prometheus = None
         self.processes.clear()
         self.roles.clear()
+        if self._spawner is not None:
+            self._spawner.shutdown()
+            self._spawner = None
         self.databases.close()  # after every process that used them

@@ -152,6 +152,15 @@ def test_order_v1_and_v2_share_an_identity_but_not_a_certificate(mesh: Mesh) -> 
     assert mesh.directory.by_certificate("00" * 32) is None
 
 
+def test_a_restarted_control_plane_still_knows_the_certificates_pods_hold(mesh: Mesh) -> None:
+    """`shopmesh mesh stop-control-plane` then `start-control-plane`: the new control plane
+    issues new certificates, but a caller's open connections keep presenting its old one."""
+    held = mesh.certificate("order-0")
+    restarted = PeerDirectoryWriter(mesh.writer.path, mesh.writer.workloads)
+    restarted.write()
+    assert PeerDirectory(restarted.path).by_certificate(held.certificate) == mesh.pod("order-0")
+
+
 def test_a_destination_report_carries_istios_labels_for_each_caller_version(mesh: Mesh) -> None:
     stats = IstioStats(DESTINATION, mesh.pod("payment-0"), mesh.directory, port=50053)
     stats.observe(_call(mesh.certificate("order-0"), grpc.StatusCode.OK, 0.003))

@@ -27,20 +27,20 @@ INTERVAL, BASE_EJECTION = 10.0, 30.0  # istio/base/payment.yaml, its Destination
 
 @pytest.fixture
 def faulty_replica(mesh: LocalMesh) -> Iterator[str]:
-    mesh.processes[f"app-{FAULTY}"].kill()  # the service crashes; its sidecar stays up
+    """The service crashes and its sidecar stays up, answering UNAVAILABLE, while the pod is
+    still an endpoint: the window outlier detection is for. Here it lasts the whole test,
+    because the pod's kubelet is suspended (as if its node's kubelet were down), which would
+    otherwise restart the pod and take it out of EDS within seconds."""
+    assert mesh.kubelet is not None
+    worker = mesh.kubelet.worker(FAULTY)
+    worker.suspend()
+    mesh.processes[f"app-{FAULTY}"].kill()
     try:
         yield FAULTY
     finally:
-        restart_app(mesh, FAULTY)
-
-
-def restart_app(mesh: LocalMesh, pod_name: str, timeout: float = 30.0) -> None:
-    """The pod's service started again (its sidecar stayed up), serving, and found by the
-    sidecar's next reconnection attempt."""
-    pod = next(pod for pod in mesh.pods if pod.name == pod_name)
-    mesh.processes[pod.app_process_name].stop()
-    mesh.start_app(pod).wait_serving(timeout)
-    time.sleep(APP_RECONNECT_MAX_SECONDS)
+        worker.resume()  # it sees the exit and restarts the pod
+        mesh.kubelet.wait_ready(timeout=90)
+        time.sleep(APP_RECONNECT_MAX_SECONDS)
 
 
 def test_a_failing_replica_is_ejected_and_tried_again_after_the_ejection_time(

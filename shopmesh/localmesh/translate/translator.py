@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from envoy.config.core.v3 import address_pb2, health_check_pb2
@@ -146,7 +146,12 @@ def _ingress_gateways(objects: MeshObjects, placement: Placement) -> list[str]:
     ]
 
 
-def translate(objects: MeshObjects, placement: Placement) -> Snapshot:
+def translate(objects: MeshObjects, placement: Placement, ready: Collection[str] | None = None) -> Snapshot:
+    """Every resource for these objects and pods. `ready`: the names of the Ready pods, the only
+    ones EDS lists (None: every placed pod, as before any pod reported). As istiod, which sends
+    a not-ready endpoint to no proxy (pilot/pkg/xds/endpoints/endpoint_builder.go: unhealthy
+    endpoints only with PILOT_SEND_UNHEALTHY_ENDPOINTS, off by default), and as the endpoints
+    controller, which lists a not-Ready pod under notReadyAddresses, not addresses."""
     snapshot = Snapshot(scopes=egress_scopes(objects))
     services = objects.services()
     for service in services:
@@ -174,7 +179,9 @@ def translate(objects: MeshObjects, placement: Placement) -> Snapshot:
             snapshot.add(names.CLUSTER, cluster.name, cluster)
             port = int(cluster.name.split("|")[1])
             service_port = next(p for p in service.ports if p.port == port)
-            members = [i for i in backing if selects(subset_labels, i.labels)]
+            members = [
+                i for i in backing if selects(subset_labels, i.labels) and (ready is None or i.name in ready)
+            ]
             snapshot.add(
                 names.ENDPOINT, cluster.name, _load_assignment(cluster.name, service, service_port, members)
             )
