@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from eventually import eventually
+from fixtures.eventually import eventually
 
 from shopmesh.chaos.hypothesis import ingress_success_ratio
 from shopmesh.telemetry.prometheus import LocalPrometheus

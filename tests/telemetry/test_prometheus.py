@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from fixtures.eventually import eventually
 from fixtures.ports import free_port, loopback
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
@@ -32,15 +33,6 @@ from shopmesh.telemetry.targets import PodLabels, proxy_target
 ROOT = Path(__file__).resolve().parents[2]
 ORDER = PodLabels(namespace="shop", pod="order-0", app="order", version="v1")
 RATIO_5M = 'destination_canonical_service:slo_errors_per_request:ratio_rate5m{slo="grpc-availability"}'
-
-
-def _eventually(check: Callable[[], bool], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"not within {within}s: {what}")
 
 
 @pytest.fixture
@@ -92,7 +84,7 @@ def test_scrapes_with_kubernetes_labels_and_evaluates_the_slo_rules(
     )
     client = prometheus.client
 
-    _eventually(lambda: bool(client.query('up{job="envoy-stats"} == 1')), 15, "target up")
+    eventually(lambda: bool(client.query('up{job="envoy-stats"} == 1')), 15, "target up")
     [up] = client.query('up{job="envoy-stats"}')
     assert up.labels == {
         "__name__": "up",
@@ -106,7 +98,7 @@ def test_scrapes_with_kubernetes_labels_and_evaluates_the_slo_rules(
     }
 
     # The loaded rule counts UNAVAILABLE and not INVALID_ARGUMENT: 1 of 5 calls.
-    _eventually(lambda: bool(client.query(RATIO_5M)), 20, "the availability ratio recorded")
+    eventually(lambda: bool(client.query(RATIO_5M)), 20, "the availability ratio recorded")
     [ratio] = client.query(RATIO_5M)
     assert ratio.labels["destination_canonical_service"] == "order"
     assert math.isclose(ratio.value, 0.2, rel_tol=1e-9)
