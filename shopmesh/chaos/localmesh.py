@@ -1,5 +1,6 @@
-"""Python probes for the local experiments (chaos/local/): what the local mesh's pods do, read
-from `shopmesh mesh ps --json` and from the mesh's state directory.
+"""Python probes for the local experiments (chaos/local/): what the local mesh's pods do, asked
+of the running mesh through its control socket (what `shopmesh mesh ps` asks), and read from
+its state directory.
 
 A pod is *Ready* as `kubectl get pods` says it (its readinessProbe passes, so its endpoint is
 in EDS). Each probe bounds its own time (Chaos Toolkit gives Python probes none) and raises
@@ -9,9 +10,6 @@ in EDS). Each probe bounds its own time (Chaos Toolkit gives Python probes none)
 from __future__ import annotations
 
 import datetime
-import json
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +19,11 @@ from cryptography import x509
 
 from shopmesh.chaos.probes import ProbeFailed
 from shopmesh.localmesh.ca import CERT_CHAIN_FILE
+from shopmesh.localmesh.control import CLIENT_TIMEOUT_SECONDS, ControlError, request
 from shopmesh.localmesh.state import MeshState
 
 POLL_SECONDS = 0.5
+#: How long `ps` may take: the supervisor answers from memory, so a slow answer is a sick mesh.
 PS_TIMEOUT_SECONDS = 15.0
 
 
@@ -35,45 +35,26 @@ class PodStatus:
     ready_since: float | None  # when it last became Ready (epoch seconds)
 
 
-def _ready(value: Any) -> bool:
-    """`true`, or kubectl's READY column ("1/1": every container ready)."""
-    if isinstance(value, str) and "/" in value:
-        ready, total = value.split("/", 1)
-        return ready == total and ready not in ("", "0")
-    return value is True
-
-
-def _mesh_json(*arguments: str) -> Any:
-    """`shopmesh mesh ARGUMENTS`: its output, as JSON when it is JSON."""
-    completed = subprocess.run(
-        [sys.executable, "-m", "shopmesh.cli", "mesh", *arguments],
-        capture_output=True,
-        text=True,
-        timeout=PS_TIMEOUT_SECONDS,
-        check=False,
-    )
-    if completed.returncode != 0:
-        raise ProbeFailed(
-            f"shopmesh mesh {arguments[0]} exited {completed.returncode}: {completed.stderr[-300:]}"
-        )
+def _command(mesh_state: str, command: str, timeout: float = PS_TIMEOUT_SECONDS) -> Any:
+    """One command to the mesh running on `mesh_state`, through its control socket (a probe
+    polls `ps` every half second: a `shopmesh` process each time would cost a CPU core's
+    second); its result. A refusal, or no mesh there, fails the probe."""
     try:
-        return json.loads(completed.stdout)
-    except ValueError:
-        return completed.stdout
+        return request(MeshState(Path(mesh_state)).control_socket, command, timeout=timeout)
+    except ControlError as error:
+        raise ProbeFailed(f"shopmesh mesh {command}: {error}") from error
 
 
 def pod_statuses(mesh_state: str) -> dict[str, PodStatus]:
     """Every pod of the mesh by name, as `shopmesh mesh ps --json` reports it now."""
-    document = _mesh_json("ps", "--json", "--state", mesh_state)
-    rows = document.get("pods", []) if isinstance(document, dict) else document
     return {
         str(row["name"]): PodStatus(
             str(row["name"]),
-            _ready(row.get("ready")),
-            int(row.get("restarts", 0)),
-            float(row["ready_since"]) if row.get("ready_since") is not None else None,
+            row["ready"] is True,
+            int(row["restarts"]),
+            float(row["ready_since"]) if row["ready_since"] is not None else None,
         )
-        for row in rows
+        for row in _command(mesh_state, "ps")["pods"]
     }
 
 
@@ -168,8 +149,8 @@ def certificates_renewed(within_seconds: float, mesh_state: str) -> dict[str, st
 def control_plane_running(mesh_state: str) -> str:
     """Starts the mesh's control plane unless it runs: a rollback that may follow a method that
     started it already, or one that stopped before it could."""
-    status = _mesh_json("ps", "--json", "--state", mesh_state)["control_plane"]["status"]
+    status = _command(mesh_state, "ps")["control_plane"]["status"]
     if status == "Running":
         return "it was running"
-    _mesh_json("start-control-plane", "--state", mesh_state)
+    _command(mesh_state, "start-control-plane", timeout=CLIENT_TIMEOUT_SECONDS)
     return "started"

@@ -6,7 +6,8 @@ under a fixed load, and their figures.
 It starts `shopmesh mesh up` (a state directory of its own, a random subnet, free ports: it
 runs beside a `scripts/up`), holds the steady order load through the ingress
 (shopmesh.resilience.load), lets a minute of it reach the local Prometheus, then runs each
-experiment with `chaos run` while it samples `mesh ps` every half second; between experiments
+experiment with `chaos run` while it samples `mesh ps` every half second (through the mesh's
+control socket, shopmesh.chaos.localmesh); between experiments
 it waits until the window the steady state is judged on holds none of the last event. The
 database outage runs on a second mesh in PostgreSQL mode (`mesh up --postgres`). Per
 experiment it reports what the customers saw during the event (failed calls and their codes,
@@ -173,7 +174,7 @@ class PodWatcher:
         while not self._stop.wait(SAMPLE_SECONDS):
             try:
                 statuses = pod_statuses(str(self.state))
-            except (AssertionError, OSError, ValueError, subprocess.TimeoutExpired):
+            except (AssertionError, OSError, ValueError):  # refused, timed out, a bad reply
                 continue  # a missed sample; the next one counts
             pods = {
                 name: recovery.PodState(status.ready, status.restarts, status.ready_since)

@@ -5,8 +5,6 @@ faults applied to payment's VirtualService — meets its bars. (Every experiment
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
@@ -29,22 +27,9 @@ def test_scripts_chaos_refuses_an_unknown_experiment(capsys: pytest.CaptureFixtu
     assert "unplug-the-moon" in capsys.readouterr().err
 
 
-def _local_kubelet() -> bool:
-    """Whether this checkout's local mesh restarts pods (`shopmesh mesh kill` exists)."""
-    from shopmesh.cli import main as shopmesh
-
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        try:
-            shopmesh(["mesh", "kill", "--help"])
-        except SystemExit as done:
-            return done.code == 0
-    return False
-
-
 @pytest.mark.slow
 def test_a_short_run_kills_a_pod_and_injects_faults_and_meets_the_bars(tmp_path: Path) -> None:
-    kubelet = _local_kubelet()
-    names = ["payment-faults", "payment-pod-killed"] if kubelet else ["payment-faults"]
+    names = ["payment-faults", "payment-pod-killed"]
     report_path = tmp_path / "chaos"
     status = experiments.main(["--short", "--experiments", ",".join(names), "--report", str(report_path)])
     report = json.loads(report_path.with_suffix(".json").read_text())
@@ -59,8 +44,6 @@ def test_a_short_run_kills_a_pod_and_injects_faults_and_meets_the_bars(tmp_path:
     assert set(faults["event"]["codes"]) <= {"UNAVAILABLE"}  # aborted, never INTERNAL
     assert faults["books"]["consistent"]  # every aborted saga compensated
 
-    if not kubelet:  # said as a skip, after the fault's half ran and passed
-        pytest.skip("the kill needs the local kubelet (shopmesh mesh kill), which this checkout lacks")
     killed = report["experiments"]["payment-pod-killed"]
     assert killed["pods"]["payment-0"]["restarts"] >= 1
     assert killed["pods"]["payment-0"]["ready_again_at"] < 30
