@@ -107,8 +107,8 @@ def test_the_sampler_tells_a_leaking_process_from_a_steady_one(mode: str, verdic
 @pytest.mark.slow
 def test_a_process_that_exits_is_noted_gone() -> None:
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
-    with Sampler({"brief": process.pid}, interval=0.1) as sampler:
+    with Sampler({"short-lived": process.pid}, interval=0.1) as sampler:
         process.wait()
         time.sleep(0.5)
-    assert "brief" in sampler.gone
-    assert sampler.series["brief"]
+    assert "short-lived" in sampler.gone
+    assert sampler.series["short-lived"]
