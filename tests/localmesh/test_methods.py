@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent import futures
 
 import grpc
 import pytest
+from fixtures.eventually import eventually
 from google.protobuf import descriptor_pool
 from grpc_reflection.v1alpha import reflection
 
@@ -125,18 +126,11 @@ class _Unavailable(grpc.RpcError, grpc.Call):  # type: ignore[misc]
         return "not up yet"
 
 
-def _eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "did not happen in time"
-        time.sleep(0.01)
-
-
 def test_learning_retries_until_the_source_answers() -> None:
     source = FlakySource(failures=2)
     known = KnownMethods(source=source)
     known.start_learning(retry_seconds=0.01)
-    _eventually(lambda: known.get("/x.Y/Z") is not None)
+    eventually(lambda: known.get("/x.Y/Z") is not None, 5.0, "learned after the failures", every=0.01)
     assert source.asked == 3
 
 
@@ -144,7 +138,7 @@ def test_a_miss_asks_again_at_most_once_per_interval() -> None:
     source = FlakySource(failures=1)
     known = KnownMethods(source=source, relearn_after=60.0)
     assert known.get("/x.Y/Z") is None  # first miss: asks (and fails)
-    _eventually(lambda: source.asked == 1)
+    eventually(lambda: source.asked == 1, 5.0, "asked once", every=0.01)
     time.sleep(0.05)
     assert known.get("/x.Y/Z") is None  # within the interval: does not ask again
     time.sleep(0.05)
