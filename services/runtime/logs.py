@@ -19,10 +19,24 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()
         self.service = service
+        # Built once: json.dumps(..., default=str) builds a new encoder for every line, and an
+        # access line is written for every call.
+        self._encoder = json.JSONEncoder(default=str)
+        self._second: tuple[int, str] = (-1, "")  # a second and its text
+
+    def _time(self, record: logging.LogRecord) -> str:
+        """When `record` was made: ISO 8601 in UTC, to the millisecond. The text up to the second
+        is made once a second, not once a line (as nginx and Envoy do for their access logs)."""
+        second, text = self._second
+        if int(record.created) != second:
+            second = int(record.created)
+            text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = (second, text)
+        return f"{text}.{int(record.msecs):03d}+00:00"
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": self._time(record),
             "level": record.levelname,
             "service": self.service,
             "logger": record.name,
@@ -40,7 +54,7 @@ class JsonFormatter(logging.Formatter):
             entry.update(fields)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return self._encoder.encode(entry)
 
 
 def configure_logging(service: str, level: str) -> None:

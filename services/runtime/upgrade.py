@@ -3,9 +3,11 @@ one query, and the service never imports alembic or SQLAlchemy (a fifth of its m
 
 The newest revisions are read from the migration scripts' own `revision`/`down_revision`
 assignments (parsed, not imported), the database's from alembic's `alembic_version` table. When
-they differ, `python -m services.runtime.upgrade <service> <migrations>` runs `alembic upgrade
-head` in a child process (as Kubernetes runs `shopmesh migrate` in an init container), so the
-service's own process stays as small as one that never migrated.
+they differ, a new (empty) database gets its schema snapshot at those revisions in one
+transaction (services/runtime/snapshot.py); any other, `python -m services.runtime.upgrade
+<service> <migrations>` runs `alembic upgrade head` in a child process (as Kubernetes runs
+`shopmesh migrate` in an init container), so the service's own process stays as small as one
+that never migrated.
 
     python -m services.runtime.upgrade SERVICE MIGRATIONS_DIR   # SHOPMESH_DATABASE_URL: the database
 """
@@ -20,6 +22,7 @@ import sys
 from pathlib import Path
 
 from services.runtime.database import Database, Statement, alembic_upgrade
+from services.runtime.snapshot import load_if_empty
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +80,11 @@ async def upgrade_if_behind(database: Database, migrations: Path) -> None:
     """Brings the database to its newest revision unless it is there already."""
     if await is_at_head(database, migrations):
         return
-    log.info("migrating the database to %s", ", ".join(sorted(head_revisions(migrations))))
+    heads = head_revisions(migrations)
+    if await load_if_empty(database, migrations, heads):
+        log.info("made the new database's schema at %s from its snapshot", ", ".join(sorted(heads)))
+        return
+    log.info("migrating the database to %s", ", ".join(sorted(heads)))
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services.runtime.upgrade", database.service, str(migrations),
         env={**os.environ, "SHOPMESH_DATABASE_URL": database.url},  # never on a command line

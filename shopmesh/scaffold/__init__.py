@@ -149,6 +149,9 @@ def scaffold(root: Path, name: str) -> list[Path]:
     _run(root, "-m", "ruff", "format", "--quiet", *map(str, python))
     _run(root, str(root / "scripts" / "gen-stubs"))
     written += sorted((root / "gen" / "shop" / name).rglob("*"))
+    # The schema a new database of it gets without running alembic (services/runtime/snapshot.py).
+    _run(root, "-m", "services.runtime.snapshot", name)
+    written.append(migrations / "head.sqlite.sql")
     edited = [root / "k8s" / "base" / "kustomization.yaml", root / "istio" / "base" / "kustomization.yaml"]
     register(edited[0], name)
     register(edited[1], f"{name}.yaml")

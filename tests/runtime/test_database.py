@@ -131,6 +131,21 @@ async def test_reads_and_the_probe_never_wait_for_a_writer(database: Database, t
 async def test_a_read_may_not_write(database: Database) -> None:
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         await database.read(lambda tx: tx.execute(INSERT, v=1))
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        await database.fetch(INSERT, v=1)
+    assert await _values(database) == []
+
+
+async def test_a_one_statement_read_keeps_no_snapshot_open(database: Database, tmp_path: Path) -> None:
+    await database.execute(INSERT, v=1)
+    assert await _values(database) == [1]  # a fetch: one statement, no BEGIN … COMMIT around it
+    # A snapshot still open would pin the write-ahead log: a TRUNCATE checkpoint would be busy.
+    other = sqlite3.connect(tmp_path / "t.db", isolation_level=None)
+    try:
+        busy, _, _ = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        other.close()
+    assert busy == 0
 
 
 def test_a_statement_is_written_once_for_both_backends() -> None:
