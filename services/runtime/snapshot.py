@@ -14,7 +14,7 @@ a snapshot (PostgreSQL, where `shopmesh migrate` runs as an init container).
 A snapshot is what alembic built, read back from the database (SQLite keeps each object's
 CREATE statement in sqlite_master), so it says nothing the migrations do not. After a change to
 the migrations, `scripts/refresh-schema-snapshots` rewrites the snapshots, and
-tests/services/test_service_schema_snapshots.py fails until it has:
+tests/runtime/test_schema_snapshot.py fails until it has:
 
     python -m services.runtime.snapshot [SERVICE ...]   # rewrites them (every service by default)
 """
