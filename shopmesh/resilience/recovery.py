@@ -23,6 +23,13 @@ from shopmesh.resilience.load import CallRecord
 
 #: Codes that are a failure of the shop, not an answer to the customer (the availability SLO's).
 INTERNAL_CODES = frozenset({"INTERNAL", "UNKNOWN"})
+#: "Any single pod killed", for each service: the pod each of these experiments kills (one
+#: experiment, chaos/local/pod-killed.yaml, run with `--var pod=...`; a v1 pod of order).
+KILLED_POD = {
+    "payment-pod-killed": "payment-0",
+    "order-pod-killed": "order-0",
+    "inventory-pod-killed": "inventory-0",
+}
 
 
 def epoch(iso: str) -> float:
@@ -131,9 +138,10 @@ def bars(name: str, figures: Mapping[str, Any]) -> list[dict[str, Any]]:
         _bar("Chaos Toolkit run completed, steady state met before and after", journal_ok, figures["journal"])
     ]
     books_ok = books["consistent"] is True
-    if name == "payment-pod-killed":
-        mttr = (pods.get("payment-0") or {}).get("ready_again_at")
-        out.append(_bar("payment-0 Ready again < 30 s after the kill", mttr is not None and mttr < 30, mttr))
+    if name in KILLED_POD:
+        pod = KILLED_POD[name]
+        mttr = (pods.get(pod) or {}).get("ready_again_at")
+        out.append(_bar(f"{pod} Ready again < 30 s after the kill", mttr is not None and mttr < 30, mttr))
         share = figures["window"]["failed_share"]
         out.append(
             _bar(

@@ -86,6 +86,11 @@ def test_the_pod_kill_bars() -> None:
     assert "< 1 % of calls failed in the 60 s from the kill" in [bar["bar"] for bar in slow]
     failing = bars("payment-pod-killed", _figures(0.02, 6.5, {"lost_order": 1}))
     assert [bar["met"] for bar in failing] == [True, True, False, False]
+    # order's and inventory's kills are judged on their own pod: payment-0's recovery is not theirs
+    order = bars("order-pod-killed", _figures(0.004, 6.5, {}))
+    assert [bar["bar"] for bar in order if not bar["met"]] == ["order-0 Ready again < 30 s after the kill"]
+    inventory = {**_figures(0.004, None, {}), "pods": {"inventory-0": {"ready_again_at": 2.3, "restarts": 1}}}
+    assert all(bar["met"] for bar in bars("inventory-pod-killed", inventory))
     assert (
         books_figures({"counts": {"lost_order": 2, "lost_reservation": 1, "orphan_charge": 3}})["lost_orders"]
         == 3
