@@ -29,7 +29,7 @@ def test_a_pod_of_each_service_is_killed_each_by_the_one_pod_killed_experiment()
     killed = {name: pod for name, pod in recovery.KILLED_POD.items() if name in experiments.EXPERIMENTS}
     assert killed == {
         "payment-pod-killed": "payment-0",
-        "order-pod-killed": "order-0",
+        "order-pod-killed": "order-1",
         "inventory-pod-killed": "inventory-0",
     }
     assert {experiments.experiment_file(name) for name in killed} == {
@@ -74,8 +74,8 @@ def test_a_short_run_kills_a_pod_and_injects_faults_and_meets_the_bars(tmp_path:
 
     # On the autoscaler's floor order v1 has two pods: one killed, the other takes its calls.
     order = report["experiments"]["order-pod-killed"]
-    assert order["pods"]["order-0"]["restarts"] >= 1
-    assert "order-1" not in order["pods"]  # never not Ready, never restarted
+    assert order["pods"]["order-1"]["restarts"] >= 1
+    assert "order-0" not in order["pods"]  # never not Ready, never restarted
     assert order["window"]["failed_share"] < 0.01
     assert order["books"]["lost_orders"] == 0
     assert all(bar["met"] for bar in order["bars"]), text
