@@ -1,8 +1,14 @@
 """The local experiments (chaos/local/) and scripts/chaos: the six of the issue are there, a pod
 of each service is killed by one experiment, and a short run of the machinery on a real local
-mesh under load — faults applied to payment's VirtualService, then a payment pod and an order
-v1 pod killed and restarted — meets its bars. (Every experiment also passes `chaos validate`:
-tests/chaos/test_experiments.py.)"""
+mesh under load — faults applied to payment's VirtualService, then an order v1 pod killed and
+restarted — meets its bars. (Every experiment also passes `chaos validate`:
+tests/chaos/test_experiments.py.)
+
+The short run kills one pod: order's, on the mesh at the autoscalers' floor (order-1 exists only
+there), through pod-killed.yaml told its pod, with the bars and the recovery figures every pod
+kill has; payment's kill is that same experiment at its default pod. A second kill would add
+half a minute (the steady state's window must first hold none of the first one).
+"""
 
 from __future__ import annotations
 
@@ -51,7 +57,7 @@ def test_scripts_chaos_refuses_an_unknown_experiment(capsys: pytest.CaptureFixtu
 
 @pytest.mark.slow
 def test_a_short_run_kills_a_pod_and_injects_faults_and_meets_the_bars(tmp_path: Path) -> None:
-    names = ["payment-faults", "payment-pod-killed", "order-pod-killed"]
+    names = ["payment-faults", "order-pod-killed"]
     report_path = tmp_path / "chaos"
     status = experiments.main(["--short", "--experiments", ",".join(names), "--report", str(report_path)])
     report = json.loads(report_path.with_suffix(".json").read_text())
@@ -66,15 +72,10 @@ def test_a_short_run_kills_a_pod_and_injects_faults_and_meets_the_bars(tmp_path:
     assert set(faults["event"]["codes"]) <= {"UNAVAILABLE"}  # aborted, never INTERNAL
     assert faults["books"]["consistent"]  # every aborted saga compensated
 
-    killed = report["experiments"]["payment-pod-killed"]
-    assert killed["pods"]["payment-0"]["restarts"] >= 1
-    assert killed["pods"]["payment-0"]["ready_again_at"] < 30
-    assert killed["books"]["lost_orders"] == 0
-    assert all(bar["met"] for bar in killed["bars"]), text
-
-    # On the autoscaler's floor order v1 has two pods: one killed, the other takes its calls.
+    # On the autoscalers' floor order v1 has two pods: one killed, the other takes its calls.
     order = report["experiments"]["order-pod-killed"]
     assert order["pods"]["order-1"]["restarts"] >= 1
+    assert order["pods"]["order-1"]["ready_again_at"] < 30
     assert "order-0" not in order["pods"]  # never not Ready, never restarted
     assert order["window"]["failed_share"] < 0.01
     assert order["books"]["lost_orders"] == 0
