@@ -10,39 +10,42 @@ import pytest
 from shopmesh.localmesh.placement import autoscaler_floors, free_subnet, place
 from shopmesh.manifests.model import MeshObjects
 
-WORKLOADS = MeshObjects.from_yaml("""
+
+def _deployment(name: str, version: str, spec: str = "") -> str:
+    return f"""
 apiVersion: apps/v1
 kind: Deployment
-metadata: {name: order, namespace: shop}
-spec:
+metadata: {{name: {name}, namespace: shop}}
+spec:{spec}
   template:
-    metadata: {labels: {app: order, version: v1}}
-    spec: {containers: [{name: order, ports: [{name: grpc, containerPort: 50051}]}]}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: order-v2, namespace: shop}
-spec:
-  replicas: 1
-  template:
-    metadata: {labels: {app: order, version: v2}}
-    spec: {containers: [{name: order, ports: [{name: grpc, containerPort: 50051}]}]}
----
+    metadata: {{labels: {{app: order, version: {version}}}}}
+    spec: {{containers: [{{name: order, ports: [{{name: grpc, containerPort: 50051}}]}}]}}
+"""
+
+
+def _autoscaler(kind: str, target: str, floor: str = "") -> str:
+    return f"""
 apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
-metadata: {name: order, namespace: shop}
+metadata: {{name: {target}, namespace: shop}}
 spec:
-  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: order}
-  minReplicas: 2
+  scaleTargetRef: {{apiVersion: apps/v1, kind: {kind}, name: {target}}}{floor}
   maxReplicas: 6
----
-apiVersion: autoscaling/v2
-kind: HorizontalPodAutoscaler
-metadata: {name: checkout, namespace: shop}
-spec:
-  scaleTargetRef: {apiVersion: apps/v1, kind: StatefulSet, name: checkout}
-  maxReplicas: 3
-""")
+"""
+
+
+#: order (v1) scaled by an autoscaler, its canary order-v2 at one replica, and an autoscaler of a
+#: StatefulSet, which counts no Deployment's pods.
+WORKLOADS = MeshObjects.from_yaml(
+    "---".join(
+        [
+            _deployment("order", "v1"),
+            _deployment("order-v2", "v2", "\n  replicas: 1"),
+            _autoscaler("Deployment", "order", "\n  minReplicas: 2"),
+            _autoscaler("StatefulSet", "checkout"),
+        ]
+    )
+)
 
 
 def test_a_free_subnet_is_one_nobody_listens_in_and_not_handed_out_twice() -> None:
