@@ -51,6 +51,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="the services on one local PostgreSQL, a database per service (default: SQLite files)",
     )
+    up.add_argument(
+        "--autoscaler-floor",
+        action="store_true",
+        help="run each Deployment a HorizontalPodAutoscaler scales at its minReplicas, as a cluster "
+        "does at least (two order v1, inventory and payment pods; default: one, payment two)",
+    )
     up.set_defaults(handler=run_up)
 
     xds = commands.add_parser("xds", help="print the xDS resources translated from the manifests")
@@ -141,6 +147,7 @@ def run_up(args: argparse.Namespace) -> int:
     settings.ingress_stats = args.ingress_stats
     settings.prometheus = None if args.no_prometheus else args.prometheus
     settings.postgresql = PostgresMode() if args.postgres else None
+    settings.autoscaler_floor = args.autoscaler_floor
     if args.state is not None:
         settings.state = args.state.resolve()
     # The local kubelet's events (restarts, failed probes), as `kubectl get events` shows them.

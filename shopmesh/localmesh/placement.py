@@ -123,6 +123,17 @@ def free_subnet(low: int = 100, high: int = 250) -> int:
     return subnet
 
 
+def autoscaler_floors(objects: MeshObjects) -> dict[str, int]:
+    """Each Deployment a HorizontalPodAutoscaler scales, and the replicas it never goes below
+    (`minReplicas`, Kubernetes' default 1): what a cluster runs at its quietest."""
+    floors: dict[str, int] = {}
+    for autoscaler in objects.of_kind("HorizontalPodAutoscaler"):
+        target = autoscaler["spec"].get("scaleTargetRef") or {}
+        if target.get("kind") == "Deployment" and target.get("name"):
+            floors[str(target["name"])] = int(autoscaler["spec"].get("minReplicas", 1))
+    return floors
+
+
 def place(objects: MeshObjects, *, subnet: int = 10, replicas: Mapping[str, int] | None = None) -> Placement:
     """An instance per replica of every Deployment; `replicas` overrides counts by Deployment name.
 

@@ -35,6 +35,10 @@ class MeshSettings:
     #: How often Prometheus scrapes every target, in seconds.
     scrape_interval: float = DEFAULT_SCRAPE_INTERVAL
     replicas: Mapping[str, int] = field(default_factory=lambda: dict(LOCAL_REPLICAS))
+    #: Each Deployment an autoscaler scales runs its minReplicas instead (`mesh up
+    #: --autoscaler-floor`), as a cluster runs it at least: a killed pod then leaves another to
+    #: retry on, as the chaos experiments need. Off by default: more pods than 2 cores want.
+    autoscaler_floor: bool = False
     #: Identities the control plane issues certificates for besides the workloads' (test clients).
     extra_identities: Sequence[str] = ()
     certificate_lifetime: float = 3600.0

@@ -38,7 +38,7 @@ from shopmesh.localmesh.control import ControlError, ControlServer, Handler
 from shopmesh.localmesh.flagger import initial_routes
 from shopmesh.localmesh.kubelet import Kubelet, PodProcesses
 from shopmesh.localmesh.monitoring import mesh_prometheus, prometheus_binaries, scrape_targets
-from shopmesh.localmesh.placement import Instance, Placement, place
+from shopmesh.localmesh.placement import Instance, Placement, autoscaler_floors, place
 from shopmesh.localmesh.pods import Pod, app_process
 from shopmesh.localmesh.probes import pod_probes
 from shopmesh.localmesh.settings import MeshSettings
@@ -103,7 +103,10 @@ class LocalMesh:
         # Flagger writes, in files the control plane watches besides the sources.
         self.flagger_routes = initial_routes(rendered, self.state)
         self.objects = running(rendered)
-        self.placement = place(self.objects, subnet=settings.subnet, replicas=settings.replicas)
+        replicas = dict(settings.replicas)
+        if settings.autoscaler_floor:
+            replicas.update(autoscaler_floors(self.objects))
+        self.placement = place(self.objects, subnet=settings.subnet, replicas=replicas)
         self.placement.save(self.state.placement_file)
         gateway = gateway_listener_name(self.objects)
         self.gateway_target = f"xds:///{gateway}" if gateway else ""

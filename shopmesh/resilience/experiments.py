@@ -3,8 +3,9 @@ under a fixed load, and their figures.
 
     python -m shopmesh.resilience.experiments [--rate 10] [--experiments a,b] [--short] [--report R]
 
-It starts `shopmesh mesh up` (a state directory of its own, a random subnet, free ports: it
-runs beside a `scripts/up`), holds the steady order load through the ingress
+It starts `shopmesh mesh up --autoscaler-floor` (each Deployment at its autoscaler's
+minReplicas, as a cluster runs it at least; a state directory of its own, a random subnet, free
+ports: it runs beside a `scripts/up`), holds the steady order load through the ingress
 (shopmesh.resilience.load), lets a minute of it reach the local Prometheus, then runs each
 experiment with `chaos run` while it samples `mesh ps` every half second (through the mesh's
 control socket, shopmesh.chaos.localmesh); between experiments
@@ -54,7 +55,7 @@ from shopmesh.resilience.reports import write_report
 EXPERIMENTS_DIRECTORY = ROOT / "chaos" / "local"
 #: In the order they run; the database outage needs the mesh in PostgreSQL mode.
 EXPERIMENTS = (
-    "payment-pod-killed",
+    *recovery.KILLED_POD,  # payment's, order's, inventory's
     "payment-faults",
     "certificates-rotated",
     "control-plane-down",
@@ -111,7 +112,9 @@ def mesh_up(state: Path, postgres: bool, log: Path) -> Iterator[RunningMesh]:
         sys.executable, "-m", "shopmesh.cli", "mesh", "up", "--state", str(state),
         "--subnet", str(free.subnet), "--control-plane", free.control_plane, "--ingress", free.ingress,
         "--ingress-stats", free.ingress_stats, "--prometheus", free.prometheus,
-        *(["--postgres"] if postgres else []),
+        # A cluster's floor of pods (two of order v1, inventory, payment): a killed pod leaves
+        # one to retry on, as "any single pod killed" supposes.
+        "--autoscaler-floor", *(["--postgres"] if postgres else []),
     ]  # fmt: skip
     state.chmod(0o711)  # the PostgreSQL mode's server runs as its own OS user, under this directory
     with log.open("ab") as output:
@@ -191,6 +194,11 @@ class PodWatcher:
         self._thread.join()
 
 
+def experiment_file(name: str) -> Path:
+    """The Chaos Toolkit experiment `name` runs: the three pod kills are one, told its pod."""
+    return EXPERIMENTS_DIRECTORY / f"{'pod-killed' if name in recovery.KILLED_POD else name}.yaml"
+
+
 def run_experiment(name: str, mesh: RunningMesh, timing: Timing, output: Path) -> dict[str, Any]:
     """`chaos run` of one local experiment against `mesh`; its journal."""
     journal = output / f"{name}.journal.json"
@@ -201,10 +209,13 @@ def run_experiment(name: str, mesh: RunningMesh, timing: Timing, output: Path) -
         "PROMETHEUS_URL": mesh.prometheus,
         "SHOPMESH_MESH_STATE": str(mesh.state),
     }
-    variables = [argument for variable in timing.variables() for argument in ("--var", variable)]
+    variables = timing.variables()
+    if name in recovery.KILLED_POD:
+        variables.append(f"pod={recovery.KILLED_POD[name]}")
+    arguments = [argument for variable in variables for argument in ("--var", variable)]
     command = [
         str(venv / "chaos"), "--no-version-check", "--log-file", str(output / f"{name}.log"), "run",
-        "--journal-path", str(journal), *variables, str(EXPERIMENTS_DIRECTORY / f"{name}.yaml"),
+        "--journal-path", str(journal), *arguments, str(experiment_file(name)),
     ]  # fmt: skip
     subprocess.run(command, cwd=ROOT, env=env, timeout=900, check=False, capture_output=True)
     document: dict[str, Any] = json.loads(journal.read_text())

@@ -86,7 +86,24 @@ def test_the_pod_kill_bars() -> None:
     assert "< 1 % of calls failed in the 60 s from the kill" in [bar["bar"] for bar in slow]
     failing = bars("payment-pod-killed", _figures(0.02, 6.5, {"lost_order": 1}))
     assert [bar["met"] for bar in failing] == [True, True, False, False]
+    # order's and inventory's kills are judged on their own pod: payment-0's recovery is not theirs
+    order = bars("order-pod-killed", _figures(0.004, 6.5, {}))
+    assert [bar["bar"] for bar in order if not bar["met"]] == ["order-1 Ready again < 30 s after the kill"]
+    inventory = {**_figures(0.004, None, {}), "pods": {"inventory-0": {"ready_again_at": 2.3, "restarts": 1}}}
+    assert all(bar["met"] for bar in bars("inventory-pod-killed", inventory))
     assert (
         books_figures({"counts": {"lost_order": 2, "lost_reservation": 1, "orphan_charge": 3}})["lost_orders"]
         == 3
     )
+
+
+def test_the_database_outage_bar_holds_only_if_no_inventory_pod_restarted() -> None:
+    def outage(pods: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        return bars("inventory-database-lost", {**_figures(0.2, None, {}), "pods": pods})
+
+    back = {"ready_again_at": 21.3, "restarts": 0}
+    assert all(bar["met"] for bar in outage({"inventory-0": back, "inventory-1": back}))
+    # the second replica restarted by its livenessProbe: the service was restarted
+    restarted = outage({"inventory-0": back, "inventory-1": {"ready_again_at": 24.5, "restarts": 1}})
+    assert [bar["bar"] for bar in restarted if not bar["met"]] == ["inventory Ready again with no restart"]
+    assert not all(bar["met"] for bar in outage({}))  # never seen not Ready: the outage did not happen
