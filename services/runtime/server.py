@@ -201,7 +201,7 @@ async def serve(
         enable_reflection(
             server, [*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
         )
-        await health.set_serving(await database.ping())  # the first probe, before any caller can ask
+        await health.start(await database.ping())  # the first probe, before any caller can ask
         if definition.on_start is not None:
             await definition.on_start(context)
         _bind(server, settings.listen_address)

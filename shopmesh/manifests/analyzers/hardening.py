@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from services.runtime.health import LIVENESS
 from services.runtime.registry import declarations
 from shopmesh.manifests.authz import served_contract
 from shopmesh.manifests.findings import Inventory
@@ -17,6 +18,10 @@ from shopmesh.manifests.model import Workload
 PROMETHEUS_ANNOTATIONS = ("prometheus.io/scrape", "prometheus.io/port", "prometheus.io/path")
 #: The services' defaults (services/runtime/config.py: SHOPMESH_DRAIN_SECONDS 5, SHOPMESH_GRACE_SECONDS 10).
 DEFAULT_DRAIN_SECONDS, DEFAULT_GRACE_SECONDS = 5, 10
+#: The health service name each probe must ask for: readiness follows the database, liveness only
+#: that the process answers (services/runtime/health.py says why).
+_PROBED_SERVICES = {"startupProbe": "", "readinessProbe": "", "livenessProbe": LIVENESS}
+_MEANING = {"": "the server as a whole", LIVENESS: "alive whatever its database does"}
 
 
 def _hardening_gaps(workload: Workload, container: Mapping[str, Any]) -> list[str]:
@@ -104,14 +109,14 @@ def grpc_servers(inventory: Inventory) -> None:
                 )
         for container in workload.containers(init=False):
             port = _grpc_port(container)
-            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            for probe, service in _PROBED_SERVICES.items():
                 grpc = (container.get(probe) or {}).get("grpc") or {}
-                if port is None or grpc.get("port") != port or grpc.get("service", "") != "":
+                if port is None or grpc.get("port") != port or grpc.get("service", "") != service:
                     inventory.report(
                         "SHM0302",
                         owner,
                         f"container {container.get('name')} needs a native gRPC {probe} on its grpc port "
-                        '(service "", the server as a whole)',
+                        f'(service "{service}", {_MEANING[service]})',
                     )
             drain = int(_env(container, "SHOPMESH_DRAIN_SECONDS") or DEFAULT_DRAIN_SECONDS)
             grace = int(_env(container, "SHOPMESH_GRACE_SECONDS") or DEFAULT_GRACE_SECONDS)
