@@ -44,7 +44,8 @@ def test_a_pod_of_each_service_is_killed_each_by_the_one_pod_killed_experiment()
     for directory in ("local", "cluster"):  # the (a) keeps its name: that one at its default
         kept = ROOT / "chaos" / directory / "payment-pod-killed.yaml"
         assert kept.resolve() == (ROOT / "chaos" / directory / "pod-killed.yaml")
-    assert yaml.safe_load(kept.read_text())["configuration"]["app"] == "payment"
+    cluster = yaml.safe_load((ROOT / "chaos" / "cluster" / "pod-killed.yaml").read_text())
+    assert cluster["configuration"]["app"] == "payment"
     local = yaml.safe_load((ROOT / "chaos" / "local" / "pod-killed.yaml").read_text())
     assert local["configuration"]["pod"] == "payment-0"
 
