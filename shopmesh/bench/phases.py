@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
-import socket
 import sys
 import time
 from collections import Counter
@@ -28,6 +26,7 @@ from shopmesh.bench.measure import (
     product_calls,
     top_up_stock,
 )
+from shopmesh.launch.ports import free_port
 from shopmesh.launch.processes import ManagedProcess
 from shopmesh.launch.readiness import wait_listening
 from shopmesh.launch.service import ROOT
@@ -38,27 +37,10 @@ WARMUP_ORDERS = 20
 UP_TIMEOUT_SECONDS = 60.0
 
 
-def free_ports(count: int) -> list[int]:
-    """`count` distinct ports free now, below the kernel's ephemeral range: there no outgoing
-    connection (the load's, another process's) takes one between this choice and the bind."""
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    chosen: list[int] = []
-    while len(chosen) < count:
-        port = random.randrange(10_000, max(low, 10_001))
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        if port not in chosen:
-            chosen.append(port)
-    return chosen
-
-
 def stack_ports() -> tuple[dict[str, int], dict[str, int]]:
     """gRPC and metrics ports for every declared service."""
     names = sorted(declarations())
-    ports = free_ports(2 * len(names))
+    ports = [free_port() for _ in range(2 * len(names))]
     return dict(zip(names, ports[: len(names)], strict=True)), dict(
         zip(names, ports[len(names) :], strict=True)
     )
@@ -71,7 +53,7 @@ class Ceiling:
 
     def __init__(self, args: argparse.Namespace, state: Path) -> None:
         self.args = args
-        self.address = f"127.0.0.1:{free_ports(1)[0]}"
+        self.address = f"127.0.0.1:{free_port()}"
         argv = [sys.executable, "-m", "shopmesh.launch.echo", self.address]
         self.process = ManagedProcess("echo", argv, os.environ, state / "logs" / "echo.log", ROOT)
         self.runs: list[dict[str, Any]] = []

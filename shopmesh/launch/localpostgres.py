@@ -41,6 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from shopmesh.launch.ports import free_port
 from shopmesh.launch.postgres import (
     BIN,
     initdb,
@@ -52,7 +53,6 @@ from shopmesh.launch.postgres import (
     server_user,
 )
 from shopmesh.launch.processes import ManagedProcess
-from shopmesh.launch.readiness import free_port
 
 #: A service's name is its role's and its database's (double-quoted: names may hold '-').
 _SERVICE = re.compile(r"[a-z][a-z0-9-]{0,62}")

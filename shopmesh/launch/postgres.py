@@ -23,7 +23,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from shopmesh.launch.readiness import free_port
+from shopmesh.launch.ports import free_port
 
 OS_USER = "postgres"
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")

@@ -9,7 +9,6 @@ check waits for the connection (`wait_for_ready`) instead of failing at once.
 
 from __future__ import annotations
 
-import socket
 import time
 
 import grpc
@@ -29,13 +28,6 @@ _PROBE_OPTIONS = [
 #: Each health check's budget: a started server answers in milliseconds.
 _CHECK_SECONDS = 0.25
 _POLL_SECONDS = 0.05
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on `host` that was free a moment ago (bind to 0, read it, close)."""
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 def health_status(address: str, service: str = "", timeout: float = 0.5) -> int | None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shopmesh.launch.localdatabases import PostgresMode
-from shopmesh.launch.readiness import free_port
+from shopmesh.launch.ports import free_port
 from shopmesh.localmesh.backoff import BackOffPolicy
 from shopmesh.localmesh.placement import free_subnet
 from shopmesh.telemetry.targets import DEFAULT_SCRAPE_INTERVAL

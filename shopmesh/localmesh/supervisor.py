@@ -29,8 +29,9 @@ from services.runtime.registry import declarations
 from shopmesh.canary.objects import running
 from shopmesh.launch.listeners import accepts_connections
 from shopmesh.launch.localdatabases import LocalDatabases
+from shopmesh.launch.ports import free_port
 from shopmesh.launch.processes import ManagedProcess
-from shopmesh.launch.readiness import free_port, wait_listening, wait_serving
+from shopmesh.launch.readiness import wait_listening, wait_serving
 from shopmesh.launch.service import ServiceProcess
 from shopmesh.localmesh.bootstrap import write_bootstrap
 from shopmesh.localmesh.ca import IdentityFiles

@@ -8,9 +8,10 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from fixtures.ports import free_port, loopback
+from fixtures.ports import loopback
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
+from shopmesh.launch.ports import free_port
 from shopmesh.telemetry.prometheus import LocalPrometheus, PrometheusSettings, find_binaries
 from shopmesh.telemetry.targets import PodLabels, proxy_target
 

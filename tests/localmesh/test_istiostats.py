@@ -12,10 +12,11 @@ from pathlib import Path
 import grpc
 import pytest
 from cryptography import x509
-from fixtures.ports import free_port, loopback
+from fixtures.ports import loopback
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from shopmesh.launch.ports import free_port
 from shopmesh.localmesh.ca import (
     CertificateAuthority,
     IdentityIssuer,

@@ -13,7 +13,7 @@ import pytest
 from envoy.config.endpoint.v3 import endpoint_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from shopmesh.launch.readiness import free_port
+from shopmesh.launch.ports import free_port
 from shopmesh.localmesh.controlplane import PodReadiness
 from shopmesh.localmesh.placement import place
 from shopmesh.localmesh.probes import Kind, ProbeSpec, ProbeWorker, check, pod_probes

@@ -25,8 +25,8 @@ from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
 from localmesh.meshcalls import probe
+from shopmesh.launch.ports import free_port
 from shopmesh.launch.processes import ManagedProcess
-from shopmesh.launch.readiness import free_port
 from shopmesh.localmesh.bootstrap import write_bootstrap
 from shopmesh.localmesh.ca import IdentityFiles, spiffe_id
 from shopmesh.localmesh.placement import Instance, free_subnet, place

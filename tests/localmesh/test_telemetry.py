@@ -42,7 +42,7 @@ from cryptography import x509
 from localmesh.meshcalls import client_bootstrap, encoded, pod_of, probe, target
 from shop.inventory.v1 import inventory_pb2
 from shop.order.v1 import order_pb2, order_pb2_grpc
-from shopmesh.launch.readiness import free_port
+from shopmesh.launch.ports import free_port
 from shopmesh.localmesh.ca import certificate_sha256
 from shopmesh.localmesh.supervisor import LocalMesh
 from shopmesh.manifests.authz import callers, matrix

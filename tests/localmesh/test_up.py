@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from shopmesh.launch.listeners import accepts_connections
-from shopmesh.launch.readiness import free_port
+from shopmesh.launch.ports import free_port
 from shopmesh.localmesh.placement import free_subnet
 
 pytestmark = pytest.mark.slow  # runs scripts/up

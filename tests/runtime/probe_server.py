@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
-from fixtures.ports import free_port, loopback
+from fixtures.ports import loopback
 
 from runtime.probe_service import DEFINITION
 from services.runtime.config import Settings
 from services.runtime.server import ServiceDefinition, serve
+from shopmesh.launch.ports import free_port
 
 
 @dataclass

@@ -7,9 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fixtures.ports import free_port
 
 from services.runtime.config import ConfigError, Settings
+from shopmesh.launch.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

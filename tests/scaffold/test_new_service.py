@@ -142,7 +142,7 @@ def test_lint_authz_and_topology_pick_it_up(project: Project) -> None:
 
 
 def test_the_plain_local_run_serves_it(project: Project) -> None:
-    from shopmesh.launch.readiness import free_port
+    from shopmesh.launch.ports import free_port
 
     ports = {service: free_port() for service in ("order", "inventory", "payment", NAME)}
     arguments = [argument for service, port in ports.items() for argument in (f"--{service}-port", str(port))]

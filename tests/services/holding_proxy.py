@@ -12,7 +12,9 @@ import enum
 from typing import Any
 
 import grpc
-from fixtures.ports import free_port, loopback
+from fixtures.ports import loopback
+
+from shopmesh.launch.ports import free_port
 
 
 class Mode(enum.Enum):

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from fixtures.ports import free_port
 
 from shop.order.v1 import order_pb2, order_pb2_grpc
+from shopmesh.launch.ports import free_port
 
 pytestmark = pytest.mark.slow  # runs scripts/up --plain
 

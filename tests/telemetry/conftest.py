@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures.ports import free_port, loopback
+from fixtures.ports import loopback
 
+from shopmesh.launch.ports import free_port
 from shopmesh.telemetry.prometheus import Binaries, LocalPrometheus, PrometheusSettings, find_binaries
 
 

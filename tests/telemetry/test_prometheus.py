@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 from fixtures.eventually import eventually
-from fixtures.ports import free_port, loopback
+from fixtures.ports import loopback
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
 from shopmesh.launch.listeners import accepts_connections
+from shopmesh.launch.ports import free_port
 from shopmesh.telemetry import generate
 from shopmesh.telemetry.prometheus import (
     AddressInUse,

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shopmesh.launch.listeners import accepts_connections
+from shopmesh.launch.ports import free_port
 from shopmesh.launch.processes import ManagedProcess
-from shopmesh.launch.readiness import free_port, wait_serving
+from shopmesh.launch.readiness import wait_serving
 from shopmesh.localmesh.bootstrap import write_bootstrap
 from shopmesh.localmesh.ca import spiffe_id
 from shopmesh.localmesh.istiostats import ENVOY_PROMETHEUS_PORT
