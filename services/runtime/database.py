@@ -71,6 +71,16 @@ class Statement:
         self.postgresql = _PARAMETER.sub(number, self.sql) + (" FOR UPDATE" if lock else "")
         self.names = tuple(names)
 
+    @classmethod
+    def verbatim(cls, sql: str) -> Statement:
+        """A statement without parameters, run exactly as written on either backend: DDL read
+        back from a database (a schema snapshot), whose string literals must keep their spaces
+        and may hold what looks like a `:name`."""
+        statement = cls.__new__(cls)
+        statement.sql = statement.postgresql = sql
+        statement.names = ()
+        return statement
+
     def __repr__(self) -> str:
         return f"Statement({self.sql!r})"
 

@@ -67,7 +67,7 @@ def read_snapshot(path: Path) -> Snapshot | None:
             continue
         pending += line
         if sqlite3.complete_statement(pending):
-            statements.append(Statement(pending.strip().removesuffix(";")))
+            statements.append(Statement.verbatim(pending.strip().removesuffix(";")))
             pending = ""
     if pending.strip():
         raise ValueError(f"{path} ends inside a statement")

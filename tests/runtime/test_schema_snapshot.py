@@ -26,16 +26,21 @@ def migrations(service: str) -> Path:
 
 
 def schema(path: Path) -> list[tuple[Any, ...]]:
-    """Every object of a SQLite file (its CREATE statement, spacing aside) and alembic's stamp."""
+    """Every object of a SQLite file (its CREATE statement, less the spaces at line ends that
+    a snapshot drops) and alembic's stamp."""
     connection = sqlite3.connect(path)
     try:
         objects = connection.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name")
-        found = [(kind, name, table, sql and " ".join(sql.split())) for kind, name, table, sql in objects]
+        found = [(kind, name, table, sql and _trimmed(sql)) for kind, name, table, sql in objects]
         if any(name == "alembic_version" for _, name, _, _ in found):
             found += connection.execute("SELECT 'stamp', version_num FROM alembic_version").fetchall()
         return found
     finally:
         connection.close()
+
+
+def _trimmed(sql: str) -> str:
+    return "\n".join(line.rstrip() for line in sql.splitlines())
 
 
 @pytest.fixture
@@ -122,10 +127,35 @@ def test_a_snapshot_is_read_statement_by_statement(tmp_path: Path) -> None:
     assert snapshot is not None
     assert snapshot.heads == {"0001", "0002"}
     assert [statement.sql for statement in snapshot.statements] == [
-        "CREATE TABLE t ( note TEXT DEFAULT 'a; b' )",
+        "CREATE TABLE t (\n\tnote TEXT DEFAULT 'a; b'\n)",
         "INSERT INTO alembic_version (version_num) VALUES ('0001')",
     ]
     assert read_snapshot(tmp_path / "none.sql") is None
     path.write_text("CREATE TABLE t (v INTEGER)\n")
     with pytest.raises(ValueError, match="ends inside a statement"):
         read_snapshot(path)
+
+
+async def test_a_snapshot_statement_runs_as_written(new_database: Database, tmp_path: Path) -> None:
+    # Spaces and a `:name` inside a string literal are the schema's, not layout or parameters.
+    written = "CREATE TABLE notes (\n    note TEXT NOT NULL DEFAULT 'at  10:30' CHECK (note <> ':none')\n)"
+    directory = tmp_path / "migrations"
+    directory.mkdir()
+    snapshot_file(directory, "sqlite").write_text(
+        "-- heads: 0001\n"
+        f"{written};\n"
+        "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL);\n"
+        "INSERT INTO alembic_version (version_num) VALUES ('0001');\n"
+    )
+
+    assert await load_if_empty(new_database, directory, {"0001"})
+
+    connection = sqlite3.connect(tmp_path / "new.db")
+    try:
+        (kept,) = connection.execute("SELECT sql FROM sqlite_master WHERE name = 'notes'").fetchone()
+        connection.execute("INSERT INTO notes DEFAULT VALUES")
+        (note,) = connection.execute("SELECT note FROM notes").fetchone()
+    finally:
+        connection.close()
+    assert kept == written
+    assert note == "at  10:30"
