@@ -19,6 +19,7 @@ here too (`error_reason`), so a service tells a refusal from an outage without p
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -81,6 +82,20 @@ def error_reason(error: grpc.aio.AioRpcError) -> str:
         if detail.Unpack(info):
             return str(info.reason)
     return ""
+
+
+def reraise_lost_cancellation(error: grpc.aio.AioRpcError) -> None:
+    """Raises CancelledError, from `error`, if the running task is being cancelled.
+
+    grpc.aio (1.85) loses a cancellation that lands just as a unary call's reply arrives: the
+    call's inner task swallows the CancelledError, and awaiting the call raises an AioRpcError
+    with status OK instead (grpc/grpc#43502). A loop that counts failed calls and goes on would
+    then run to its own end, whoever cancelled it (Ctrl-C, a timeout). Call this first in the
+    `except AioRpcError` of such a loop.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from error
 
 
 class _Propagating:

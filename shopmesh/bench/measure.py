@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from services.runtime.outbound import reraise_lost_cancellation
 from services.runtime.server import event_loop
 from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from shop.order.v1 import order_pb2, order_pb2_grpc
@@ -67,6 +68,7 @@ async def run_calls(
             try:
                 reply = await call(index)
             except grpc.aio.AioRpcError as error:
+                reraise_lost_cancellation(error)
                 calls.errors[error.code().name] += 1
                 continue
             calls.seconds.append(time.perf_counter() - began)

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from services.runtime.outbound import reraise_lost_cancellation
 from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shopmesh.bench.measure import Calls
@@ -142,6 +143,7 @@ class OrderLoad:
         try:
             reply = await pending
         except grpc.aio.AioRpcError as error:
+            reraise_lost_cancellation(error)
             self.calls[method].errors[error.code().name] += 1
             if self.settings.record_calls:
                 self.timeline.append(
@@ -189,7 +191,8 @@ async def wait_answering(target: str, within: float) -> int:
                     inventory_pb2.ListProductsRequest(page_size=1), timeout=CALL_TIMEOUT_SECONDS
                 )
                 return failed
-            except grpc.aio.AioRpcError:
+            except grpc.aio.AioRpcError as error:
+                reraise_lost_cancellation(error)  # asyncio.timeout's cancellation
                 failed += 1
                 await asyncio.sleep(0.2)
 

@@ -103,7 +103,11 @@ def test_ctrl_c_stops_every_process(tmp_path: Path) -> None:
         assert len(pids) >= 4, printed  # the echo and the stack's services at least
         time.sleep(1)  # into the load
         bench.send_signal(signal.SIGINT)  # what Ctrl-C sends
-        assert bench.wait(timeout=60) == 130, errors.read_text()
+        try:
+            code = bench.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"scripts/bench still ran 60 s after Ctrl-C:\n{errors.read_text()}")
+        assert code == 130, errors.read_text()
         assert [pid for pid in pids if _alive(pid)] == []
         assert "interrupted; every process stopped" in errors.read_text()
     finally:

@@ -30,6 +30,7 @@ from typing import Any
 import grpc
 
 import shopmesh
+from services.runtime.outbound import reraise_lost_cancellation
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from shopmesh.bench import machine, proc_status, top_up_stock
 from shopmesh.localmesh.settings import MeshSettings
@@ -64,6 +65,7 @@ async def create_orders(
                     reply = await orders.CreateOrder(request, timeout=CALL_TIMEOUT_SECONDS)
                     outcomes[order_pb2.OrderStatus.Name(reply.order.status)] += 1
                 except grpc.aio.AioRpcError as error:
+                    reraise_lost_cancellation(error)
                     outcomes[error.code().name] += 1
                 latencies.append(time.perf_counter() - began)
 

@@ -31,6 +31,7 @@ import grpc
 import grpc.experimental
 from google.protobuf import descriptor_pb2, descriptor_pool
 
+from services.runtime.outbound import reraise_lost_cancellation
 from services.runtime.reflection import enable_reflection
 
 SERVICE = "bench.Echo"
@@ -107,6 +108,7 @@ async def _calls(
             try:
                 await call(request, timeout=CALL_TIMEOUT_SECONDS)
             except grpc.aio.AioRpcError as error:
+                reraise_lost_cancellation(error)
                 failures[error.code().name] += 1
                 continue
             latencies.append(time.perf_counter() - began)
