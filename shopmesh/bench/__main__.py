@@ -96,8 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = parse(arguments)
     command = shlex.join(["scripts/bench", *arguments])
-    # SIGTERM unwinds like Ctrl-C, through the cleanup that stops every process started.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Ctrl-C and SIGTERM unwind through the cleanup that stops every process started. SIGINT is
+    # set too, not inherited: a background job of a non-interactive shell starts with it ignored,
+    # and Python then leaves it ignored (the project's other commands set their handlers alike).
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
     try:
         report = bench(args, command)
     except KeyboardInterrupt:

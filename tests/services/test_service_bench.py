@@ -92,6 +92,8 @@ def test_ctrl_c_stops_every_process(tmp_path: Path) -> None:
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=sink,
+            # As a background job of a script starts: SIGINT ignored. Ctrl-C must stop it still.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
         )
     try:
         deadline = time.monotonic() + 120
