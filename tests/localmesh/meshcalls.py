@@ -7,6 +7,9 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +70,33 @@ def client_bootstrap(mesh: LocalMesh, namespace: str, service_account: str) -> P
         ports=(),
     )
     return mesh.write_bootstrap(client)
+
+
+def pushes(mesh: LocalMesh) -> int:
+    """How many configs the control plane has pushed since it started."""
+    return mesh.processes["controlplane"].logs(tail=10_000_000).count("pushed new config")
+
+
+def wait_for_push(mesh: LocalMesh, before: int, timeout: float = 5.0) -> float:
+    """Seconds until the control plane has pushed a config after `before` pushes."""
+    started = time.monotonic()
+    while pushes(mesh) == before:
+        assert time.monotonic() - started < timeout, "the control plane pushed nothing"
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+@contextmanager
+def rewritten(mesh: LocalMesh, path: Path, text: str) -> Iterator[float]:
+    """`path` (a file of the mesh's own copy of the manifests) holds `text` until the block
+    ends, then its old text again; each change waited for until pushed. Yields the seconds the
+    first push took."""
+    original = path.read_text()
+    before = pushes(mesh)
+    path.write_text(text)
+    try:
+        yield wait_for_push(mesh, before)
+    finally:
+        before = pushes(mesh)
+        path.write_text(original)
+        wait_for_push(mesh, before)

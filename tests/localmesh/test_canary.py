@@ -25,7 +25,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from localmesh.meshcalls import client_bootstrap, encoded, pod_of, probe, target
+from localmesh.meshcalls import client_bootstrap, encoded, pod_of, probe, rewritten, target
 from localmesh.statistics import binomial_bounds
 from shop.inventory.v1 import inventory_pb2
 from shop.order.v1 import order_pb2, order_pb2_grpc
@@ -151,19 +151,6 @@ def test_2000_orders_split_90_10_within_binomial_bounds(ingress: grpc.Channel, p
     assert low <= counts[V2] <= high, (counts, (low, high))
 
 
-def _pushes(mesh: LocalMesh) -> int:
-    return mesh.processes["controlplane"].logs(tail=10_000_000).count("pushed new config")
-
-
-def _wait_for_push(mesh: LocalMesh, before: int, timeout: float = 5.0) -> float:
-    """Seconds until the control plane has pushed a config after `before` pushes."""
-    started = time.monotonic()
-    while _pushes(mesh) == before:
-        assert time.monotonic() - started < timeout, "the control plane pushed nothing"
-        time.sleep(0.02)
-    return time.monotonic() - started
-
-
 def test_rewriting_the_weights_on_disk_shifts_the_split_within_a_second(
     mesh: LocalMesh, istio_routes: Path, ingress: grpc.Channel
 ) -> None:
@@ -171,18 +158,13 @@ def test_rewriting_the_weights_on_disk_shifts_the_split_within_a_second(
     original = istio_routes.read_text()
     assert original.count("weight: 90") == 2
     assert original.count("weight: 10") == 2
-    before = _pushes(mesh)
-    istio_routes.write_text(original.replace("weight: 90", "weight: 50").replace("weight: 10", "weight: 50"))
-    try:
-        assert _wait_for_push(mesh, before) < 1.0
+    half_and_half = original.replace("weight: 90", "weight: 50").replace("weight: 10", "weight: 50")
+    with rewritten(mesh, istio_routes, half_and_half) as pushed_after:
+        assert pushed_after < 1.0
         counts = served_by(ingress, 400)
         low, high = binomial_bounds(400, 0.5)
         assert low <= counts[V2] <= high, (counts, (low, high))
         assert counts[V2] > binomial_bounds(400, 0.10)[1]  # far outside what 90/10 gives
-    finally:
-        before = _pushes(mesh)
-        istio_routes.write_text(original)
-        _wait_for_push(mesh, before)
     counts = served_by(ingress, 200)  # and back to 90/10
     low, high = binomial_bounds(200, 0.10)
     assert low <= counts[V2] <= high, (counts, (low, high))
